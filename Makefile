@@ -1,0 +1,37 @@
+# One-command entry points. Every target sets up .venv itself (idempotent), so a fresh clone needs only `make X`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv test demo bench lint clean
+
+venv: $(STAMP)
+
+# torch goes in first, then everything else with torch held by constraints.txt: a CPU box never pulls CUDA wheels.
+$(STAMP): requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q tests
+
+demo: venv
+	bash tools/demo.sh
+
+bench: venv
+	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

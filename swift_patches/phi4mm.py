@@ -1,0 +1,188 @@
+"""Native Phi-4-multimodal (transformers' `Phi4MultimodalForCausalLM`) as an ms-swift 4.6 model type and template.
+
+ms-swift's own `phi4_multimodal` type targets microsoft's remote-code model (transformers < 4.49), so it cannot run
+on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `register_model` /
+`register_template`:
+
+- the loader builds the processor (transformers' image processor when torchvision imports, else the
+  torchvision-free one) and attaches the checkpoint's `vision-lora/` PEFT folder as adapter `vision`, which is how
+  the remote-code model always ran (its vision LoRA is part of the model). `PHI4MM_VISION_LORA=0` skips it.
+- the template expands each `<image>` into that image's `<|image|>` tokens and passes `image_pixel_values`,
+  `image_sizes`, `image_attention_mask`; the collator pads the crop dimension across a batch.
+- audio is not wired up: an audio input raises a clear error instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import types
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from swift.model import Model, ModelGroup, ModelLoader, ModelMeta, register_model
+from swift.template import Template, TemplateMeta, register_template
+from swift.template.utils import findall
+from transformers import AutoTokenizer, PretrainedConfig
+
+from swift_patches.image_processor import image_token_counts, load_image_processor
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPE = TEMPLATE_TYPE = "phi4_mm_native"
+VISION_LORA_DIR = "vision-lora"
+VISION_ADAPTER = "vision"
+IMAGE_KEYS = ("image_pixel_values", "image_sizes", "image_attention_mask")
+
+
+def vision_lora_enabled() -> bool:
+    """Whether the loader attaches `vision-lora/` (env `PHI4MM_VISION_LORA`, default on)."""
+    return os.environ.get("PHI4MM_VISION_LORA", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def save_native_layout(model, save_directory, state_dict=None, **kwargs) -> None:
+    """`save_pretrained` for a model carrying the vision adapter: native base weights in `save_directory` and the
+    (trained) adapter in `save_directory/vision-lora/`, the layout the loader reads back.
+
+    transformers alone would save only the adapter of a model with adapters loaded, so a full or `dummy`-tuner
+    checkpoint would lose its base weights.
+    """
+    cls = type(model)
+    state_dict = model.state_dict() if state_dict is None else state_dict
+    # Split before saving: transformers' adapter save rewrites the keys of the dict it is handed.
+    base_state = {key.replace(".base_layer.", "."): value for key, value in state_dict.items() if ".lora_" not in key}
+    adapter_state = {key: value for key, value in state_dict.items() if ".lora_" in key}
+    cls.save_pretrained(model, os.path.join(save_directory, VISION_LORA_DIR), state_dict=adapter_state, **kwargs)
+    model._hf_peft_config_loaded = False  # save as a plain model for the base weights, then restore
+    try:
+        # The adapter load registered a key conversion ("base_model.model." prefix) that must not touch base weights.
+        cls.save_pretrained(model, save_directory, state_dict=base_state, save_original_format=False, **kwargs)
+    finally:
+        model._hf_peft_config_loaded = True
+
+
+class Phi4MMNativeLoader(ModelLoader):
+    """Loads processor and model of a native Phi-4-MM checkpoint folder."""
+
+    def get_processor(self, model_dir: str, config: PretrainedConfig):
+        from transformers import Phi4MultimodalFeatureExtractor, Phi4MultimodalProcessor
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        feature_extractor = Phi4MultimodalFeatureExtractor.from_pretrained(model_dir)
+        return Phi4MultimodalProcessor(load_image_processor(model_dir), feature_extractor, tokenizer)
+
+    def get_model(self, model_dir: str, *args, **kwargs):
+        from transformers import Phi4MultimodalForCausalLM
+
+        self.auto_model_cls = self.auto_model_cls or Phi4MultimodalForCausalLM
+        model = super().get_model(model_dir, *args, **kwargs)
+        adapter_dir = Path(model_dir) / VISION_LORA_DIR
+        if vision_lora_enabled() and adapter_dir.is_dir():
+            model.load_adapter(str(adapter_dir), adapter_name=VISION_ADAPTER)
+            model.set_adapter(VISION_ADAPTER)
+            # Instance-level override: checkpoints keep base weights + vision-lora/ (see save_native_layout).
+            model.save_pretrained = types.MethodType(save_native_layout, model)
+            logger.info("attached vision LoRA from %s as adapter %r", adapter_dir, VISION_ADAPTER)
+        return model
+
+
+class Phi4MMNativeTemplate(Template):
+    """Image-only template: one `<image>` tag becomes that image's run of `<|image|>` tokens."""
+
+    placeholder_tokens = ["<|image|>"]
+
+    def replace_tag(self, media_type: Literal["image", "video", "audio"], index: int, inputs) -> list:
+        if media_type != "image":
+            raise ValueError(
+                f"phi4_mm_native supports images only; got a {media_type} input (index {index}). "
+                "Remove audio/video from the dataset row or use a model type that supports it."
+            )
+        if self.mode == "vllm":
+            return ["<|image|>"]
+        return [[-100]]
+
+    def _encode(self, inputs) -> dict[str, Any]:
+        if getattr(inputs, "audios", None):
+            raise ValueError("phi4_mm_native supports images only; this row has audio inputs")
+        encoded = super()._encode(inputs)
+        if not inputs.images:
+            return encoded
+        image_processor = self.processor.image_processor
+        features = image_processor(inputs.images, return_tensors="pt")
+        features.pop("num_img_tokens", None)
+        crop_size = getattr(image_processor, "crop_size", None) or image_processor.size["height"]
+        counts = image_token_counts(features, crop_size)
+        image_token_id = self.processor.tokenizer.convert_tokens_to_ids("<|image|>")
+        positions = findall(encoded["input_ids"], -100)
+        if len(positions) != len(counts):
+            raise ValueError(f"{len(positions)} <image> tags but {len(counts)} images in one sample")
+        encoded["input_ids"], encoded["labels"], encoded["loss_scale"] = self._extend_tokens(
+            encoded["input_ids"],
+            encoded["labels"],
+            encoded.get("loss_scale"),
+            positions,
+            lambda i: [image_token_id] * counts[i],
+        )
+        encoded.update({key: features[key] for key in IMAGE_KEYS})
+        return encoded
+
+    def _data_collator(self, batch: list[dict[str, Any]], *, padding_to: int | None = None) -> dict[str, Any]:
+        result = super()._data_collator(batch, padding_to=padding_to)
+        with_images = [row for row in batch if row.get("image_pixel_values") is not None]
+        if with_images:
+            max_crops = max(row["image_pixel_values"].shape[1] for row in with_images)
+            result["image_pixel_values"] = torch.cat(
+                [
+                    F.pad(
+                        row["image_pixel_values"],
+                        (0, 0, 0, 0, 0, 0, 0, max_crops - row["image_pixel_values"].shape[1]),
+                    )
+                    for row in with_images
+                ]
+            )
+            result["image_attention_mask"] = torch.cat(
+                [
+                    F.pad(
+                        row["image_attention_mask"],
+                        (0, 0, 0, 0, 0, max_crops - row["image_attention_mask"].shape[1]),
+                        value=1,
+                    )
+                    for row in with_images
+                ]
+            )
+            result["image_sizes"] = torch.cat([row["image_sizes"] for row in with_images])
+        return result
+
+
+def register() -> None:
+    """Register model type and template `phi4_mm_native` (idempotent)."""
+    from swift.model.model_meta import MODEL_MAPPING
+    from swift.template.register import TEMPLATE_MAPPING
+
+    if TEMPLATE_TYPE not in TEMPLATE_MAPPING:
+        register_template(
+            TemplateMeta(
+                TEMPLATE_TYPE,
+                prefix=[],
+                prompt=["<|user|>{{QUERY}}<|end|><|assistant|>"],
+                chat_sep=["<|end|>"],
+                suffix=["<|end|>"],
+                system_prefix=["<|system|>{{SYSTEM}}<|end|>"],
+                template_cls=Phi4MMNativeTemplate,
+            )
+        )
+    if MODEL_TYPE not in MODEL_MAPPING:
+        register_model(
+            ModelMeta(
+                MODEL_TYPE,
+                [ModelGroup([Model(hf_model_id="microsoft/Phi-4-multimodal-instruct")])],
+                Phi4MMNativeLoader,
+                template=TEMPLATE_TYPE,
+                architectures=["Phi4MultimodalForCausalLM"],
+                model_arch="phi4_multimodal",  # same module paths (model.layers, model.embed_tokens_extend.*)
+                is_multimodal=True,
+                tags=["vision"],
+            )
+        )

@@ -1,0 +1,204 @@
+"""Build a deterministic tiny native Phi-4-multimodal checkpoint (~1 MB) with no model hub.
+
+    python tools/make_tiny_model.py --output checkpoints/tiny-phi4mm --seed 0
+
+The folder is laid out like microsoft/Phi-4-multimodal-instruct in the transformers-native format:
+`config.json` + `model.safetensors` (Phi4MultimodalForCausalLM), a byte-level BPE tokenizer trained here on the
+synthetic corpus with Phi-4's special tokens and chat template, `preprocessor_config.json` /
+`processor_config.json`, and a `vision-lora/` PEFT adapter (adapter name `vision`, on the language model's
+qkv/o/gate_up/down projections, same target regex as microsoft's release). Same seed, same tensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.synthetic_cxr import corpus  # noqa: E402
+
+logger = logging.getLogger("make_tiny_model")
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-phi4mm"
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|image|>", "<|audio|>"]
+# Phi-4-multimodal-instruct's chat template, restricted to text/image content parts.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+    "<|image|>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|end|>"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+# microsoft's vision-lora/adapter_config.json targets exactly these language-model projections.
+VISION_LORA_TARGETS = r"model.layers.\d+.((self_attn.(qkv|o)_proj)|(mlp.(gate_up|down)_proj))"
+CROP_SIZE, PATCH_SIZE = 56, 14  # 4x4 patches a crop keeps images at tens of tokens on CPU
+
+
+def build_tokenizer(seed: int, vocab_size: int):
+    """Train a byte-level BPE on the synthetic corpus; returns a PreTrainedTokenizerFast."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(corpus(seed), trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=4096,
+        extra_special_tokens={"image_token": "<|image|>", "audio_token": "<|audio|>"},
+    )
+
+
+def build_config(tokenizer):
+    from transformers import Phi4MultimodalConfig
+
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    return Phi4MultimodalConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        original_max_position_embeddings=4096,
+        bos_token_id=ids["<|endoftext|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        eos_token_id=[ids["<|end|>"], ids["<|endoftext|>"]],
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=CROP_SIZE,
+            crop_size=CROP_SIZE,
+            patch_size=PATCH_SIZE,
+            image_token_id=ids["<|image|>"],
+        ),
+        audio_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_blocks=1,
+            num_attention_heads=2,
+            ext_pw_out_channel=32,
+            depthwise_separable_out_channel=32,
+            nemo_conv_channels=32,
+            audio_token_id=ids["<|audio|>"],
+        ),
+    )
+
+
+def processor_files(tokenizer) -> dict[str, dict]:
+    """preprocessor_config.json and processor_config.json as microsoft's native checkpoint ships them."""
+    preprocessor = {
+        "image_processor_type": "Phi4MultimodalImageProcessor",
+        "processor_class": "Phi4MultimodalProcessor",
+        "size": {"height": CROP_SIZE, "width": CROP_SIZE},
+        "patch_size": PATCH_SIZE,
+        "dynamic_hd": 36,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_convert_rgb": True,
+        "do_normalize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "feature_extractor_type": "Phi4MultimodalFeatureExtractor",
+        "audio_compression_rate": 8,
+        "audio_downsample_rate": 1,
+        "audio_feat_stride": 1,
+        "feature_size": 80,
+        "sampling_rate": 16000,
+        "padding_value": 0.0,
+    }
+    processor = {"processor_class": "Phi4MultimodalProcessor", "image_token": "<|image|>", "audio_token": "<|audio|>"}
+    return {"preprocessor_config.json": preprocessor, "processor_config.json": processor}
+
+
+def add_vision_lora(model, output: Path, rank: int) -> None:
+    """Write `vision-lora/` (PEFT layout) with non-zero B so the adapter visibly changes the model's outputs."""
+    import shutil
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        lora_dropout=0.0,
+        target_modules=VISION_LORA_TARGETS,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+    peft_model = get_peft_model(model, config, adapter_name="vision")
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B.vision" in name:
+                param.normal_(0.0, 0.02)  # a released adapter is trained, hence non-zero
+    peft_model.save_pretrained(str(output / "_adapters"))
+    (output / "_adapters" / "vision").rename(output / "vision-lora")
+    shutil.rmtree(output / "_adapters")  # only PEFT's generated README is left there
+    adapter_config = json.loads((output / "vision-lora" / "adapter_config.json").read_text())
+    adapter_config["base_model_name_or_path"] = "TBA"  # as in microsoft's release: resolved at load time
+    (output / "vision-lora" / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
+
+
+def build(output: Path, seed: int, vocab_size: int = 1200, lora_rank: int = 4) -> Path:
+    """Build the checkpoint into `output` (written to a sibling temp folder first, then renamed)."""
+    import shutil
+
+    import torch
+    from transformers import Phi4MultimodalForCausalLM
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(seed, vocab_size)
+    config = build_config(tokenizer)
+    model = Phi4MultimodalForCausalLM(config).float()
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.pad_token_id
+    staging = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    for name, content in processor_files(tokenizer).items():
+        (staging / name).write_text(json.dumps(content, indent=2) + "\n")
+    add_vision_lora(model, staging, lora_rank)
+    shutil.rmtree(output, ignore_errors=True)
+    staging.rename(output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="checkpoint folder (%(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab-size", type=int, default=1200)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = build(args.output, args.seed, args.vocab_size)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    logger.info("tiny Phi-4-MM written to %s (%.2f MB)", out, size / 1e6)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

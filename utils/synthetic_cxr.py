@@ -1,0 +1,357 @@
+"""Synthetic chest-X-ray-like studies and MIMIC-CXR-VQA-style annotations, reproducible from a seed.
+
+Every study is a small grayscale radiograph drawn with PIL (two lung fields, a heart shadow, spine, diaphragm) plus
+the findings it carries: a focal opacity in one lung zone, a basal pleural effusion, cardiomegaly, or a line/tube.
+Questions and the `<think>…</think><answer>…</answer>` explanations are written from the same findings, in
+radiology language, so answers are grounded in pixels and the KG reward has entities and relations to compare.
+
+>>> study = make_study(random.Random(0))
+>>> sorted(study)[:3]
+['cardiomegaly', 'device', 'effusion']
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+SIDES = ("right", "left")
+ZONES = ("upper", "middle", "lower")
+DEVICES = ("endotracheal tube", "nasogastric tube", "right internal jugular central venous catheter", "PICC line")
+SPLITS = ("test_basic_vqa", "test_compare_vqa", "test_region_vqa", "valid_all_vqa")
+# How often the simulated SFT model answered a validation item correctly: hard-example mining needs both kinds.
+SFT_ACCURACY = 0.6
+
+
+@dataclass(frozen=True)
+class Opacity:
+    side: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class Effusion:
+    side: str
+    size: str  # "small" | "moderate"
+
+
+def make_study(rng: random.Random) -> dict:
+    """Draw one study's findings.
+
+    >>> make_study(random.Random(1))["view"] in ("PA", "AP")
+    True
+    """
+    return {
+        "opacity": Opacity(rng.choice(SIDES), rng.choice(ZONES)) if rng.random() < 0.45 else None,
+        "effusion": Effusion(rng.choice(SIDES), rng.choice(("small", "moderate"))) if rng.random() < 0.4 else None,
+        "cardiomegaly": rng.random() < 0.35,
+        "device": rng.choice(DEVICES) if rng.random() < 0.35 else None,
+        "view": rng.choice(("PA", "AP")),
+        "gender": rng.choice(("male", "female")),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pixels
+# --------------------------------------------------------------------------------------------------------------
+def _lung_box(side: str, size: int) -> tuple[float, float, float, float]:
+    # Radiographs are displayed with the patient's right on the image's left.
+    if side == "right":
+        return (0.10 * size, 0.14 * size, 0.46 * size, 0.86 * size)
+    return (0.54 * size, 0.14 * size, 0.90 * size, 0.86 * size)
+
+
+def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
+    """Render a study as a grayscale PNG-ready image of `size` x `size` pixels.
+
+    >>> render_study(make_study(random.Random(0)), 64, random.Random(0)).size
+    (64, 64)
+    """
+    img = Image.new("L", (size, size), 20)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((0.02 * size, 0.05 * size, 0.98 * size, 1.10 * size), fill=120)  # soft tissue of the chest
+    for side in SIDES:
+        draw.ellipse(_lung_box(side, size), fill=45)  # aerated lungs are dark
+    draw.rectangle((0.47 * size, 0.0, 0.53 * size, size), fill=170)  # spine and mediastinum
+    heart_half_width = 0.22 if study["cardiomegaly"] else 0.13
+    draw.ellipse(
+        (0.50 * size - heart_half_width * size, 0.52 * size, 0.56 * size + heart_half_width * size, 0.84 * size),
+        fill=185,
+    )
+    draw.rectangle((0.0, 0.86 * size, size, size), fill=150)  # diaphragm and abdomen
+    if study["opacity"] is not None:
+        x0, y0, x1, y1 = _lung_box(study["opacity"].side, size)
+        zone_top = y0 + ZONES.index(study["opacity"].zone) * (y1 - y0) / 3
+        cx, cy = (x0 + x1) / 2 + rng.uniform(-0.04, 0.04) * size, zone_top + (y1 - y0) / 6
+        r = rng.uniform(0.06, 0.09) * size
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=150)
+    if study["effusion"] is not None:
+        x0, y0, x1, y1 = _lung_box(study["effusion"].side, size)
+        depth = (0.14 if study["effusion"].size == "small" else 0.26) * (y1 - y0)
+        draw.ellipse((x0, y1 - depth, x1, y1 + depth), fill=160)  # fluid layering at the base
+    if study["device"] is not None:
+        if "tube" in study["device"]:
+            draw.line((0.50 * size, 0.0, 0.50 * size, 0.45 * size), fill=250, width=max(1, size // 64))
+        else:
+            draw.line((0.30 * size, 0.08 * size, 0.48 * size, 0.40 * size), fill=250, width=max(1, size // 64))
+    img = img.filter(ImageFilter.GaussianBlur(radius=size / 96))
+    noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, 6.0, (size, size))
+    pixels = np.clip(np.asarray(img, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, mode="L")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------------------------------------------
+def describe(study: dict) -> list[str]:
+    """Radiology sentences for the findings of one study.
+
+    >>> describe({"opacity": None, "effusion": None, "cardiomegaly": False, "device": None})[0]
+    'The lungs are clear without focal consolidation.'
+    """
+    sentences = []
+    if study["opacity"] is None:
+        sentences.append("The lungs are clear without focal consolidation.")
+    else:
+        o = study["opacity"]
+        sentences.append(f"There is a focal opacity in the {o.side} {o.zone} lung zone, concerning for pneumonia.")
+    if study["effusion"] is None:
+        sentences.append("There is no pleural effusion.")
+    else:
+        e = study["effusion"]
+        sentences.append(
+            f"A {e.size} {e.side} pleural effusion is present with blunting of the {e.side} costophrenic angle."
+        )
+    if study["cardiomegaly"]:
+        sentences.append("The cardiac silhouette is enlarged, consistent with cardiomegaly.")
+    else:
+        sentences.append("The cardiomediastinal silhouette is normal in size.")
+    if study["device"] is not None:
+        sentences.append(f"A {study['device']} is in place.")
+    sentences.append("There is no pneumothorax.")
+    return sentences
+
+
+def abnormalities(study: dict) -> list[str]:
+    """MIMIC-CXR-VQA-style abnormality names present in a study."""
+    names = []
+    if study["opacity"] is not None:
+        names.append("lung opacity")
+    if study["effusion"] is not None:
+        names.append("pleural effusion")
+    if study["cardiomegaly"]:
+        names.append("cardiomegaly")
+    if study["device"] is not None:
+        names.append(study["device"])
+    return names
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str, str, str, str]:
+    """One single-image question: (question, answers, reasoning, semantic_type, question_type, answer_type)."""
+    kind = rng.choice(("presence", "abnormality", "abnormality_query", "size", "plane", "gender", "attribute"))
+    if kind == "presence":
+        target = rng.choice(("pleural effusion", "lung opacity", "pneumothorax"))
+        present = target in abnormalities(study)
+        return (
+            f"Is there any evidence of {target} in this image?",
+            [_yes_no(present)],
+            f"Therefore {target} is {'present' if present else 'absent'}.",
+            "presence",
+            "verify",
+            "closed",
+        )
+    if kind == "abnormality":
+        found = abnormalities(study)
+        return (
+            "Are there any abnormalities in this chest x-ray?",
+            [_yes_no(bool(found))],
+            "Therefore the study is abnormal." if found else "Therefore the study is normal.",
+            "abnormality",
+            "verify",
+            "closed",
+        )
+    if kind == "abnormality_query" and abnormalities(study):
+        found = abnormalities(study)
+        return (
+            "List all abnormalities seen in this image.",
+            found,
+            "These findings are the abnormalities.",
+            "abnormality",
+            "query",
+            "open",
+        )
+    if kind == "size":
+        return (
+            "Is the cardiac silhouette enlarged?",
+            [_yes_no(study["cardiomegaly"])],
+            "The heart size answers the question.",
+            "size",
+            "verify",
+            "closed",
+        )
+    if kind == "attribute" and study["device"] is not None:
+        return (
+            "Which line or tube is visible in this image?",
+            [study["device"]],
+            "The device is identified by its course.",
+            "attribute",
+            "query",
+            "open",
+        )
+    if kind == "gender":
+        return (
+            "Is this patient male or female?",
+            [study["gender"]],
+            f"The soft tissues suggest a {study['gender']} patient.",
+            "gender",
+            "choose",
+            "closed",
+        )
+    return (
+        "What is the view of this image, PA or AP?",
+        [study["view"]],
+        f"The positioning indicates a {study['view']} projection.",
+        "plane",
+        "choose",
+        "closed",
+    )
+
+
+def region_question(study: dict, rng: random.Random) -> tuple[str, list[str], str, str, str, str]:
+    """A question about one anatomical region."""
+    if study["opacity"] is not None and rng.random() < 0.5:
+        o = study["opacity"]
+        return (
+            "Where is the focal opacity located?",
+            [f"{o.side} {o.zone} lung zone"],
+            f"The opacity projects over the {o.side} {o.zone} lung zone.",
+            "anatomy",
+            "query",
+            "open",
+        )
+    if study["effusion"] is not None and rng.random() < 0.5:
+        e = study["effusion"]
+        return (
+            "Which side is the pleural effusion on, left or right?",
+            [e.side],
+            f"The effusion is on the {e.side}.",
+            "anatomy",
+            "choose",
+            "closed",
+        )
+    side, zone = rng.choice(SIDES), rng.choice(ZONES)
+    o = study["opacity"]
+    present = o is not None and (o.side, o.zone) == (side, zone)
+    return (
+        f"Is there any abnormality in the {side} {zone} lung zone?",
+        [_yes_no(present)],
+        f"Therefore the {side} {zone} lung zone is {'abnormal' if present else 'normal'}.",
+        "abnormality",
+        "verify",
+        "closed",
+    )
+
+
+def compare_question(prior: dict, current: dict, rng: random.Random) -> tuple[str, list[str], str, str, str, str]:
+    """A two-study question about change since the prior study."""
+    before, after = prior["effusion"] is not None, current["effusion"] is not None
+    if before and after:
+        change = "unchanged"
+    elif after:
+        change = "new"
+    elif before:
+        change = "resolved"
+    else:
+        change = "absent"
+    reasoning = {
+        "unchanged": "Compared with the prior study, the pleural effusion is unchanged.",
+        "new": "Compared with the prior study, there is a new pleural effusion.",
+        "resolved": "Compared with the prior study, the pleural effusion has resolved.",
+        "absent": "Compared with the prior study, there is still no pleural effusion.",
+    }[change]
+    return (
+        "Compared with the prior study, how has the pleural effusion changed?",
+        [change],
+        reasoning,
+        "abnormality",
+        "query",
+        "open",
+    )
+
+
+def explanation(study: dict, reasoning: str, answers: list[str]) -> str:
+    """The chain-of-thought target: findings, then the step that answers, then the answer span."""
+    return f"<think>{' '.join(describe(study))} {reasoning}</think><answer>{', '.join(answers)}</answer>"
+
+
+def split_items(split: str, count: int, rng: random.Random) -> list[tuple[list[dict], tuple]]:
+    """Studies (one, or prior + current for comparisons) and their question, for one split."""
+    items = []
+    for _ in range(count):
+        kind = split if split != "valid_all_vqa" else rng.choice(SPLITS[:3])
+        current = make_study(rng)
+        if kind == "test_compare_vqa":
+            prior = make_study(rng)
+            items.append(([prior, current], compare_question(prior, current, rng)))
+        elif kind == "test_region_vqa":
+            items.append(([current], region_question(current, rng)))
+        else:
+            items.append(([current], basic_question(current, rng)))
+    return items
+
+
+def _stem(rng: random.Random) -> str:
+    # MIMIC-CXR image ids are long hex dicom ids; mimic their shape so path handling is exercised realistically.
+    return "-".join(f"{rng.getrandbits(32):08x}" for _ in range(5))
+
+
+def build_annotations(split: str, count: int, rng: random.Random) -> tuple[list[dict], dict[str, dict]]:
+    """Annotations of one split in the original evaluation format, and the studies their image ids name.
+
+    >>> rows, studies = build_annotations("test_basic_vqa", 2, random.Random(0))
+    >>> sorted(rows[0])[:4], len(studies)
+    (['answer', 'answer_type', 'explanation', 'idx'], 2)
+    """
+    rows, studies = [], {}
+    for idx, (study_list, question) in enumerate(split_items(split, count, rng)):
+        text, answers, reasoning, semantic_type, question_type, answer_type = question
+        stems = [_stem(rng) for _ in study_list]
+        studies.update(zip(stems, study_list))
+        rows.append(
+            {
+                "image_ids": stems,
+                "question": text,
+                "answer": answers,
+                "explanation": explanation(study_list[-1], reasoning, answers),
+                "semantic_type": semantic_type,
+                "question_type": question_type,
+                "answer_type": answer_type,
+                "is_correct": rng.random() < SFT_ACCURACY,
+                "idx": idx,
+                "subject_id": 10_000_000 + rng.randrange(1_000_000),
+                "study_id": 50_000_000 + rng.randrange(1_000_000),
+            }
+        )
+    return rows, studies
+
+
+def corpus(seed: int = 0, count: int = 400) -> list[str]:
+    """Text the tiny tokenizer is trained on: questions, explanations and answers of a generated pool.
+
+    >>> any("<think>" in line for line in corpus(0, 10))
+    True
+    """
+    rng = random.Random(seed)
+    lines = []
+    for split in SPLITS:
+        rows, _ = build_annotations(split, count, rng)
+        for row in rows:
+            lines += [row["question"], row["explanation"], ", ".join(row["answer"])]
+    return lines
