@@ -1,0 +1,89 @@
+"""Knowledge-graph agreement metrics, the one implementation that the KG reward and the KG metric tool share.
+
+Entities are compared as (lowercased text, type) sets and relations as (source text, target text, type) sets, so
+two entities with the same words but different types stay distinct (the original keyed entities by text alone).
+
+Empty-set conventions, as in the original reward: a Jaccard index whose union is empty is 1.0 (two empty graphs
+agree). For precision, recall and F1 the same rule applies to the whole triple: both sets empty gives 1.0 for all
+three; otherwise an empty denominator gives 0.0 (nothing predicted has precision 0 against a non-empty reference).
+
+>>> jaccard({1, 2}, {2, 3}), jaccard(set(), set())
+(0.3333333333333333, 1.0)
+>>> precision_recall_f1({"a", "b"}, {"a"})
+(0.5, 1.0, 0.6666666666666666)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rexkg.schema import KnowledgeGraph
+
+
+def jaccard(pred: set, gold: set) -> float:
+    """|pred ∩ gold| / |pred ∪ gold|; 1.0 when both are empty."""
+    union = len(pred | gold)
+    return 1.0 if union == 0 else len(pred & gold) / union
+
+
+def precision_recall_f1(pred: set, gold: set) -> tuple[float, float, float]:
+    """Set precision, recall and F1 of `pred` against `gold` (conventions in the module docstring)."""
+    if not pred and not gold:
+        return 1.0, 1.0, 1.0
+    hits = len(pred & gold)
+    precision = hits / len(pred) if pred else 0.0
+    recall = hits / len(gold) if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def graph_scores(pred: KnowledgeGraph, gold: KnowledgeGraph) -> dict[str, float]:
+    """Entity and relation P/R/F1 and Jaccard of one predicted graph against its reference.
+
+    >>> from rexkg.rules import extract_rules
+    >>> s = graph_scores(extract_rules("Small effusion."), extract_rules("Small effusion."))
+    >>> s["entity_f1"], s["relation_jaccard"]
+    (1.0, 1.0)
+    """
+    scores = {}
+    for name, p, g in (
+        ("entity", pred.entity_keys(), gold.entity_keys()),
+        ("relation", pred.relation_keys(), gold.relation_keys()),
+    ):
+        precision, recall, f1 = precision_recall_f1(p, g)
+        scores.update(
+            {
+                f"{name}_precision": precision,
+                f"{name}_recall": recall,
+                f"{name}_f1": f1,
+                f"{name}_jaccard": jaccard(p, g),
+            }
+        )
+    return scores
+
+
+def corpus_scores(preds: Sequence[KnowledgeGraph], golds: Sequence[KnowledgeGraph]) -> dict[str, float]:
+    """Micro (pooled counts) and per-sample macro P/R/F1 for entities and relations over paired graphs."""
+    if len(preds) != len(golds):
+        raise ValueError(f"{len(preds)} predicted graphs for {len(golds)} references")
+    result = {}
+    for name in ("entity", "relation"):
+        key = (lambda g: g.entity_keys()) if name == "entity" else (lambda g: g.relation_keys())
+        hits = n_pred = n_gold = 0
+        per_sample = []
+        for pred, gold in zip(preds, golds):
+            p, g = key(pred), key(gold)
+            hits, n_pred, n_gold = hits + len(p & g), n_pred + len(p), n_gold + len(g)
+            per_sample.append(precision_recall_f1(p, g))
+        precision = hits / n_pred if n_pred else float(n_gold == 0)
+        recall = hits / n_gold if n_gold else float(n_pred == 0)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        result.update({f"{name}_micro_precision": precision, f"{name}_micro_recall": recall, f"{name}_micro_f1": f1})
+        for i, label in enumerate(("precision", "recall", "f1")):
+            result[f"{name}_macro_{label}"] = _mean(s[i] for s in per_sample)
+    return result
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0

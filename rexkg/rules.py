@@ -1,0 +1,407 @@
+"""The rules backend: a deterministic, weight-free extractor for the ReXKG convention.
+
+Pipeline, per sentence: lexicon lookup (longest multi-word match first) and size patterns give typed entities;
+negation cues flip findings and devices to `*_notpresent`; attachment rules give `modify`, `located_at` and
+`suggestive_of` relations.
+
+Negation. Pre-cues ("no", "without", "free of", "negative for", "resolution of", "removal of", ...) negate the
+findings and devices after them up to a scope break ("but", "however", "although", "which", "there", a new
+sentence). Post-cues ("has resolved", "was removed", "is not seen", "no longer", ...) negate those before them in
+the same clause.
+
+Uncertainty. "possible", "cannot exclude", "may represent", "likely", ... leave a finding `disorder_present`. ReXKG's
+labellers were told to separate present from absent findings only, and an uncertain finding is one the reader must
+still act on; labelling it absent would reward a model for dropping a differential diagnosis. So hedges never negate
+("can not exclude" is not read as "not").
+
+>>> graph = extract_rules("Small left pleural effusion. No pneumothorax.")
+>>> [(e.text, e.type) for e in graph.entities]
+[('Small', 'concept'), ('left', 'concept'), ('pleural', 'anatomy'), ('effusion', 'disorder_present'), \
+('pneumothorax', 'disorder_notpresent')]
+>>> sorted((r.source.text, r.target.text, r.type) for r in graph.relations)
+[('Small', 'effusion', 'modify'), ('effusion', 'pleural', 'located_at'), ('left', 'pleural', 'modify')]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rexkg.lexicon import DEGREE_ADVERBS, LOCATIVE_CONCEPTS, MAX_TERM_WORDS, MULTIWORD, MULTIWORD_FIRST_WORDS, lookup
+from rexkg.schema import Entity, KnowledgeGraph, Relation
+
+# Sentence breaks: tags, section-header colons, newlines, ; ! ? and full stops that are not decimal points.
+_SENTENCE_BREAK = re.compile(r"</?\s*(?:think|answer)\s*>|[!?;:\n\r]|\.(?!\d)|(?<!\d)\.")
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:\.\d+)?|[,()]")
+_DIGIT = re.compile(r"\d")
+_UNIT = r"(?:mm|cm|m)\b"
+_NUMBER = r"\d+(?:\.\d+)?"
+_SIZE = re.compile(rf"{_NUMBER}(?:\s*(?:x|×|by)\s*{_NUMBER}){{0,2}}\s*{_UNIT}", re.IGNORECASE)
+
+
+def _index(phrases: list[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]]:
+    """Phrases by first word, longest first: a token that starts no phrase costs one dict lookup."""
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in sorted(set(phrases), key=len, reverse=True):
+        by_first.setdefault(phrase[0], []).append(phrase)
+    return by_first
+
+
+_PRE_NEGATION = _index(
+    [
+        ("no",),
+        ("not",),
+        ("without",),
+        ("free", "of"),
+        ("negative", "for"),
+        ("absence", "of"),
+        ("resolution", "of"),
+        ("removal", "of"),
+        ("resolved",),
+        ("clear", "of"),
+        ("rather", "than"),
+        ("nor",),
+    ]
+)
+_POST_NEGATION = _index(
+    [
+        ("has", "resolved"),
+        ("have", "resolved"),
+        ("resolved",),
+        ("is", "not", "seen"),
+        ("are", "not", "seen"),
+        ("not", "seen"),
+        ("not", "identified"),
+        ("not", "visualized"),
+        ("is", "absent"),
+        ("are", "absent"),
+        ("was", "removed"),
+        ("were", "removed"),
+        ("has", "been", "removed"),
+        ("have", "been", "removed"),
+        ("removed",),
+        ("no", "longer"),
+    ]
+)
+# Hedges, recognised so that their words are not read as negation; uncertain findings stay present (see above).
+_HEDGES = _index(
+    [
+        ("cannot", "exclude"),
+        ("can", "not", "exclude"),
+        ("not", "excluded"),
+        ("cannot", "be", "excluded"),
+        ("can", "not", "be", "excluded"),
+        ("not", "be", "excluded"),
+        ("not", "ruled", "out"),
+    ]
+)
+_SUGGESTIVE = _index(
+    [
+        ("suggestive", "of"),
+        ("consistent", "with"),
+        ("concerning", "for"),
+        ("compatible", "with"),
+        ("may", "represent"),
+        ("could", "represent"),
+        ("might", "represent"),
+        ("likely", "represents"),
+        ("likely", "represent"),
+        ("represents",),
+        ("representing",),
+        ("suspicious", "for"),
+        ("worrisome", "for"),
+        ("indicative", "of"),
+        ("may", "reflect"),
+        ("likely", "reflecting"),
+        ("reflecting",),
+        ("reflects",),
+        ("suggesting",),
+        ("suggests",),
+        ("which", "may", "be"),
+        ("possibly", "representing"),
+    ]
+)
+_NEGATION_WORDS = frozenset(_PRE_NEGATION) | frozenset(_POST_NEGATION)
+_SCOPE_BREAK = frozenset("but however although though whereas while except which there".split())
+_CLAUSE_BREAK = frozenset({",", "but", "however", "although", "though", "whereas", "while", "which"})
+# Words that end a noun phrase when a modifier looks ahead for what it modifies.
+_PHRASE_BREAK = frozenset(
+    ", ( ) of in at with without and or is are was were has have to from by on over within along into "
+    "projecting seen noted there which but be been terminates terminating extending overlying may could might "
+    "represent represents representing reflect reflects reflecting suggestive consistent concerning compatible "
+    "suspicious worrisome indicative suggesting suggests likely".split()
+)
+_LOCATIVE_PREPOSITIONS = frozenset(
+    "in at of within over along into overlying involving projecting near below above beneath through".split()
+)
+# Concepts that are nouns describing another entity ("cardiomediastinal silhouette", "tube position").
+_ATTRIBUTE_NOUNS = frozenset("silhouette size position appearance contours contour".split())
+_HEAD_KINDS = frozenset({"disorder", "device", "procedure"})
+
+
+@dataclass(slots=True)
+class _Token:
+    text: str
+    lower: str
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class _Mention:
+    kind: str  # anatomy | disorder | device | procedure | concept | size
+    first: int  # token index range [first, last]
+    last: int
+    start: int
+    end: int
+    negated: bool = False
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        if match.start() > start:
+            spans.append((start, match.start()))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _tokens(text: str, start: int, end: int) -> list[_Token]:
+    return [_Token(m.group(), m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text, start, end)]
+
+
+def _matches_at(tokens: list[_Token], i: int, phrases: dict[str, list[tuple[str, ...]]]) -> int:
+    """Length of the longest phrase starting at token i (0 when none)."""
+    for phrase in phrases.get(tokens[i].lower, ()):
+        n = len(phrase)
+        if i + n <= len(tokens) and all(tokens[i + k].lower == phrase[k] for k in range(1, n)):
+            return n
+    return 0
+
+
+def _mentions(text: str, tokens: list[_Token], start: int, end: int) -> list[_Mention]:
+    sizes = [m.span() for m in _SIZE.finditer(text, start, end)] if _DIGIT.search(text, start, end) else []
+    mentions, i = [], 0
+    while i < len(tokens):
+        token = tokens[i]
+        size_span = next((s for s in sizes if s[0] <= token.start < s[1]), None) if sizes else None
+        if size_span is not None:
+            j = i
+            while j + 1 < len(tokens) and tokens[j + 1].start < size_span[1]:
+                j += 1
+            mentions.append(_Mention("size", i, j, size_span[0], size_span[1]))
+            i = j + 1
+            continue
+        width = 1
+        kind = None
+        if token.lower in MULTIWORD_FIRST_WORDS:
+            for n in range(min(MAX_TERM_WORDS, len(tokens) - i), 1, -1):
+                words = tuple(t.lower for t in tokens[i : i + n])
+                if words in MULTIWORD:
+                    kind, width = MULTIWORD[words], n
+                    break
+        if width == 1:
+            kind = lookup((token.lower,))
+        if kind is not None:
+            mentions.append(_Mention(kind, i, i + width - 1, token.start, tokens[i + width - 1].end))
+        i += width
+    return mentions
+
+
+def _apply_negation(tokens: list[_Token], mentions: list[_Mention]) -> None:
+    negatable = [m for m in mentions if m.kind in ("disorder", "device")]
+    if not negatable:
+        return
+    starting_at = {m.first: m for m in negatable}
+    hedged = set()
+    for i, token in enumerate(tokens):
+        if token.lower in _HEDGES:
+            hedged.update(range(i, i + _matches_at(tokens, i, _HEDGES)))
+    clause_start, scope_open = 0, False
+    for i, token in enumerate(tokens):
+        if token.lower in _SCOPE_BREAK:
+            scope_open = False
+        if token.lower in _CLAUSE_BREAK:
+            clause_start = i + 1
+        if i not in hedged and token.lower in _NEGATION_WORDS:
+            if _matches_at(tokens, i, _POST_NEGATION):
+                for mention in negatable:
+                    if clause_start <= mention.first < i:
+                        mention.negated = True
+            if _matches_at(tokens, i, _PRE_NEGATION) and not (
+                token.lower == "no" and i + 1 < len(tokens) and tokens[i + 1].lower == "longer"
+            ):
+                scope_open = True
+        if scope_open and i in starting_at:
+            starting_at[i].negated = True
+
+
+def _phrase_break_between(tokens: list[_Token], a: int, b: int) -> bool:
+    return any(tokens[k].lower in _PHRASE_BREAK for k in range(a + 1, b))
+
+
+def _modify_target(index: int, mentions: list[_Mention], tokens: list[_Token]) -> int | None:
+    mention = mentions[index]
+    word = tokens[mention.first].lower
+    adjacent = index + 1 < len(mentions) and not _phrase_break_between(tokens, mention.last, mentions[index + 1].first)
+    if (
+        adjacent
+        and mentions[index + 1].kind == "concept"
+        and (word in DEGREE_ADVERBS or tokens[mentions[index + 1].first].lower in _ATTRIBUTE_NOUNS)
+    ):
+        return index + 1  # "mildly enlarged", "standard position"
+    if word in _ATTRIBUTE_NOUNS:  # "cardiomediastinal silhouette", "tube position": the entity just before
+        for j in range(index - 1, -1, -1):
+            if mentions[j].kind in ("anatomy", "device") and not _phrase_break_between(
+                tokens, mentions[j].last, mention.first
+            ):
+                return j
+            if mentions[j].kind != "concept":
+                break
+        if mention.last + 1 < len(tokens) and tokens[mention.last + 1].lower == "of":  # "position of the tube"
+            phrase = [
+                j for j in range(index + 1, len(mentions)) if mentions[j].kind in ("anatomy", "device", "concept")
+            ]
+            heads = [j for j in phrase if mentions[j].kind == "device"] or [
+                j for j in phrase if mentions[j].kind == "anatomy"
+            ]
+            return heads[0] if heads else None
+        return None
+    wanted = {"anatomy"} if word in LOCATIVE_CONCEPTS else _HEAD_KINDS
+    fallback = None
+    for j in range(index + 1, len(mentions)):
+        if _phrase_break_between(tokens, mentions[j - 1].last, mentions[j].first):
+            break
+        if mentions[j].kind in wanted:
+            return j
+        if mentions[j].kind in _HEAD_KINDS and fallback is None:
+            fallback = j
+        if mentions[j].kind not in ("concept", "anatomy", "size"):
+            break
+        if fallback is None and mentions[j].kind == "anatomy" and word not in LOCATIVE_CONCEPTS:
+            fallback = j
+    if fallback is not None:
+        return fallback
+    if (
+        index + 1 < len(mentions)
+        and not _phrase_break_between(tokens, mention.last, mentions[index + 1].first)
+        and mentions[index + 1].kind != "concept"
+    ):
+        return index + 1
+    # Predicate use ("the heart is enlarged"): the nearest entity before it that is not a descriptor.
+    for j in range(index - 1, -1, -1):
+        if any(
+            tokens[k].lower in _SCOPE_BREAK or tokens[k].lower == ","
+            for k in range(mentions[j].last + 1, mention.first)
+        ):
+            break
+        if mentions[j].kind not in ("concept", "size"):
+            return j
+    return None
+
+
+def _located_at(index: int, mentions: list[_Mention], tokens: list[_Token]) -> list[int]:
+    mention = mentions[index]
+    before = []
+    k = index - 1
+    while (
+        k >= 0
+        and mentions[k].kind in ("anatomy", "concept")
+        and not _phrase_break_between(tokens, mentions[k].last, mentions[k + 1].first)
+    ):
+        if mentions[k].kind == "anatomy":
+            before.append(k)
+        k -= 1
+    if before:
+        return before
+    # Otherwise the anatomy after a locative preposition in the same clause ("opacity in the right lung").
+    for j in range(index + 1, len(mentions)):
+        between = [t.lower for t in tokens[mentions[j - 1].last + 1 : mentions[j].first]]
+        if any(w in _CLAUSE_BREAK or w in _SCOPE_BREAK for w in between):
+            return []
+        if mentions[j].kind in _HEAD_KINDS:
+            return []
+        if mentions[j].kind == "anatomy":
+            gap = [t.lower for t in tokens[mention.last + 1 : mentions[j].first]]
+            if not any(w in _LOCATIVE_PREPOSITIONS for w in gap):
+                return []
+            group, k = [j], j + 1
+            while (
+                k < len(mentions)
+                and mentions[k].kind in ("anatomy", "concept")
+                and not _phrase_break_between(tokens, mentions[k - 1].last, mentions[k].first)
+            ):
+                if mentions[k].kind == "anatomy":
+                    group.append(k)
+                k += 1
+            return group
+    return []
+
+
+def _suggestive(mentions: list[_Mention], tokens: list[_Token]) -> list[tuple[int, int]]:
+    pairs = []
+    for i in range(len(tokens)):
+        n = _matches_at(tokens, i, _SUGGESTIVE)
+        if not n:
+            continue
+        sources = [j for j, m in enumerate(mentions) if m.kind == "disorder" and m.last < i]
+        targets = [j for j, m in enumerate(mentions) if m.kind == "disorder" and m.first >= i + n]
+        if sources and targets:
+            first_target = mentions[targets[0]]
+            group = [
+                j
+                for j in targets
+                if not any(
+                    tokens[k].lower in _CLAUSE_BREAK - {","} for k in range(first_target.first, mentions[j].first)
+                )
+            ]
+            pairs += [(sources[-1], j) for j in group]
+    return pairs
+
+
+_TYPE = {"anatomy": "anatomy", "concept": "concept", "size": "size", "procedure": "procedures"}
+
+
+def _entity(text: str, mention: _Mention) -> Entity:
+    if mention.kind == "disorder":
+        kind = "disorder_notpresent" if mention.negated else "disorder_present"
+    elif mention.kind == "device":
+        kind = "devices_notpresent" if mention.negated else "devices_present"
+    else:
+        kind = _TYPE[mention.kind]
+    return Entity(text[mention.start : mention.end], kind, mention.start, mention.end)
+
+
+def extract_rules(text: str) -> KnowledgeGraph:
+    """Knowledge graph of one text with the rules backend. Never raises on a string; non-strings give an empty
+    graph."""
+    if not isinstance(text, str) or not text:
+        return KnowledgeGraph()
+    entities, relations, seen = [], [], set()
+    for start, end in _sentences(text):
+        tokens = _tokens(text, start, end)
+        if not tokens:
+            continue
+        mentions = _mentions(text, tokens, start, end)
+        if not mentions:
+            continue
+        _apply_negation(tokens, mentions)
+        sentence_entities = [_entity(text, m) for m in mentions]
+        entities += sentence_entities
+        edges = []
+        for i, mention in enumerate(mentions):
+            if mention.kind in ("concept", "size"):
+                target = _modify_target(i, mentions, tokens)
+                if target is not None and target != i:
+                    edges.append((i, target, "modify"))
+            elif mention.kind in ("disorder", "device"):
+                edges += [(i, j, "located_at") for j in _located_at(i, mentions, tokens)]
+        edges += [(i, j, "suggestive_of") for i, j in _suggestive(mentions, tokens)]
+        for i, j, kind in edges:
+            key = (i + len(entities), j, kind)
+            if key not in seen:
+                seen.add(key)
+                relations.append(Relation(sentence_entities[i], sentence_entities[j], kind))
+    return KnowledgeGraph(entities, relations)

@@ -1,0 +1,186 @@
+"""The rules backend against the hand-annotated development set, plus its negation, size and splitting rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rexkg
+from rexkg.metrics import corpus_scores
+from rexkg.rules import extract_rules
+from rexkg.schema import ENTITY_TYPES, RELATION_TYPES, Entity, KnowledgeGraph, Relation
+
+DEV_SET = Path(__file__).parent / "data" / "rexkg_dev.txt"
+
+
+def load_dev_set() -> list[tuple[str, KnowledgeGraph]]:
+    """(sentence, gold graph) pairs; gold relations refer to entities by text."""
+    items, text, entities = [], None, []
+    for line in DEV_SET.read_text().splitlines():
+        if line.startswith("S: "):
+            text = line[3:]
+        elif line.startswith("E: "):
+            entities = [Entity(*item.split("|"), 0, 0) for item in line[3:].split("; ") if item]
+        elif line.startswith("R: "):
+            by_text = {e.text: e for e in entities}
+            relations = []
+            for item in filter(None, line[3:].split("; ")):
+                ends, kind = item.split("|")
+                source, target = ends.split(">")
+                relations.append(Relation(by_text[source], by_text[target], kind))
+            items.append((text, KnowledgeGraph(entities, relations)))
+    return items
+
+
+def test_dev_set_is_large_and_well_formed():
+    items = load_dev_set()
+    assert len(items) >= 80
+    for _, gold in items:
+        assert all(e.type in ENTITY_TYPES for e in gold.entities)
+        assert all(r.type in RELATION_TYPES for r in gold.relations)
+
+
+def test_dev_set_typed_entity_f1_and_relation_f1():
+    items = load_dev_set()
+    scores = corpus_scores([extract_rules(text) for text, _ in items], [gold for _, gold in items])
+    assert scores["entity_micro_f1"] >= 0.90, scores
+    assert scores["relation_micro_f1"] >= 0.80, scores
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (
+            "No pleural effusion or pneumothorax.",
+            {("effusion", "disorder_notpresent"), ("pneumothorax", "disorder_notpresent")},
+        ),
+        (
+            "No effusion, but there is consolidation.",
+            {("effusion", "disorder_notpresent"), ("consolidation", "disorder_present")},
+        ),
+        ("The chest tube was removed.", {("chest tube", "devices_notpresent")}),
+        ("Possible pneumonia.", {("pneumonia", "disorder_present")}),
+        ("Cannot exclude pneumonia.", {("pneumonia", "disorder_present")}),
+        ("Pneumonia can not be excluded.", {("pneumonia", "disorder_present")}),
+        ("The effusion has resolved.", {("effusion", "disorder_notpresent")}),
+    ],
+)
+def test_negation_and_uncertainty(text, expected):
+    keys = extract_rules(text).entity_keys()
+    assert expected <= keys, keys
+
+
+@pytest.mark.parametrize(
+    "text,size",
+    [
+        ("A 3 cm nodule.", "3 cm"),
+        ("A 5.5 mm nodule.", "5.5 mm"),
+        ("A 2.6 x 1.7 cm mass.", "2.6 x 1.7 cm"),
+        ("4 x 5 cm", "4 x 5 cm"),
+    ],
+)
+def test_sizes_survive_decimal_points(text, size):
+    assert (size, "size") in extract_rules(text).entity_keys()
+
+
+def test_sentence_splitting_on_tags_headers_and_lists():
+    text = "FINDINGS: 1. Small effusion. 2. No pneumothorax.<think>Mild edema</think><answer>yes</answer>"
+    keys = extract_rules(text).entity_keys()
+    assert {
+        ("effusion", "disorder_present"),
+        ("pneumothorax", "disorder_notpresent"),
+        ("edema", "disorder_present"),
+    } <= keys
+    # Negation does not leak across a sentence boundary or out of a tag.
+    assert ("edema", "disorder_notpresent") not in keys
+
+
+def test_duplicates_of_different_types_are_kept():
+    graph = extract_rules("No effusion on the left. Small effusion on the right.")
+    assert {("effusion", "disorder_notpresent"), ("effusion", "disorder_present")} <= graph.entity_keys()
+
+
+def test_api_one_graph_per_text_in_order_and_cached_extractor():
+    graphs = rexkg.extract(["Mild edema.", "", "No pneumothorax."])
+    assert [sorted(g.entity_keys()) for g in graphs] == [
+        [("edema", "disorder_present"), ("mild", "concept")],
+        [],
+        [("pneumothorax", "disorder_notpresent")],
+    ]
+    assert rexkg.get_extractor("rules") is rexkg.get_extractor("rules")
+    with pytest.raises(ValueError, match="unknown rexkg backend"):
+        rexkg.Extractor("bert")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t ",
+        "<think>",
+        "</answer><think>no",
+        "\x00\xff\ufffd" * 50,
+        "🫁 ∅ ≤3 cm — épanchement",
+        "." * 1000,
+        "no " * 500,
+    ],
+)
+def test_degenerate_inputs_give_a_graph(text):
+    assert isinstance(extract_rules(text), KnowledgeGraph)
+
+
+@pytest.mark.timeout(60)  # a hang guard, not a speed assertion: bench/kg_bench.py measures the 1 MB case
+def test_one_megabyte_text_gives_a_graph():
+    text = ("There is a small left pleural effusion. No pneumothorax. " * 20_000)[:1_000_000]
+    graph = extract_rules(text)
+    assert len(graph.entities) > 10_000
+
+
+def test_non_string_gives_empty_graph():
+    assert extract_rules(None).entities == [] and extract_rules(b"bytes").entities == []
+
+
+RADIOLOGY_WORDS = st.sampled_from(
+    [
+        "no",
+        "small",
+        "left",
+        "pleural",
+        "effusion",
+        ",",
+        ".",
+        "3.5",
+        "cm",
+        "x",
+        "<think>",
+        "</think>",
+        "<answer>",
+        "consistent with",
+        "may represent",
+        "PICC",
+        "line",
+        "has resolved",
+        "FINDINGS:",
+        "1.",
+        "\n",
+        "without",
+        "lung",
+        "zone",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(), st.lists(RADIOLOGY_WORDS, max_size=40).map(" ".join)))
+def test_offsets_always_match_and_relations_stay_inside_the_graph(text):
+    graph = extract_rules(text)
+    for entity in graph.entities:
+        assert text[entity.start : entity.end] == entity.text
+        assert entity.type in ENTITY_TYPES
+    ids = {id(e) for e in graph.entities}
+    for relation in graph.relations:
+        assert id(relation.source) in ids and id(relation.target) in ids and relation.type in RELATION_TYPES
+    assert KnowledgeGraph.from_json(graph.to_json()).relation_keys() == graph.relation_keys()
