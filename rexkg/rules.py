@@ -169,7 +169,11 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 
 
 def _tokens(text: str, start: int, end: int) -> list[_Token]:
-    return [_Token(m.group(), m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text, start, end)]
+    return [
+        _Token(word, word.lower(), m.start(), m.end())
+        for m in _TOKEN.finditer(text, start, end)
+        for word in (m.group(),)
+    ]
 
 
 def _matches_at(tokens: list[_Token], i: int, phrases: dict[str, list[tuple[str, ...]]]) -> int:
