@@ -383,7 +383,7 @@ def extract_rules(text: str) -> KnowledgeGraph:
     graph."""
     if not isinstance(text, str) or not text:
         return KnowledgeGraph()
-    entities, relations, seen = [], [], set()
+    entities, relations = [], []
     for start, end in _sentences(text):
         tokens = _tokens(text, start, end)
         if not tokens:
@@ -403,9 +403,8 @@ def extract_rules(text: str) -> KnowledgeGraph:
             elif mention.kind in ("disorder", "device"):
                 edges += [(i, j, "located_at") for j in _located_at(i, mentions, tokens)]
         edges += [(i, j, "suggestive_of") for i, j in _suggestive(mentions, tokens)]
-        for i, j, kind in edges:
-            key = (i + len(entities), j, kind)
-            if key not in seen:
-                seen.add(key)
-                relations.append(Relation(sentence_entities[i], sentence_entities[j], kind))
+        # dict.fromkeys: drop repeated edges of this sentence, keep their order
+        relations += [
+            Relation(sentence_entities[i], sentence_entities[j], kind) for i, j, kind in dict.fromkeys(edges)
+        ]
     return KnowledgeGraph(entities, relations)
