@@ -31,18 +31,18 @@ logger = logging.getLogger("rexkg")
 
 
 def read_texts(path: Path, field: str) -> list[str]:
-    """Texts of every record of a JSONL file or an evaluation-results JSON, in order."""
+    """Texts of every record of a JSONL file or an evaluation-results JSON, in order (the file is parsed once)."""
     try:
-        head = path.read_text(encoding="utf-8", errors="replace").lstrip()[:1]
+        with open(path, encoding="utf-8") as handle:
+            whole = json.load(handle)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    if head == "{" and _is_results_json(path):
-        with open(path, encoding="utf-8") as handle:
-            records = json.load(handle)["results"]
-        where = "result"
+    except json.JSONDecodeError:
+        whole = None  # several JSON values: JSON lines, parsed line by line below
+    if isinstance(whole, dict) and isinstance(whole.get("results"), list):
+        records, where = whole["results"], "result"
     else:
-        records = read_jsonl(path)
-        where = "line"
+        records, where = read_jsonl(path), "line"
     texts = []
     for n, record in enumerate(records, 1):
         if isinstance(record, str):
@@ -52,15 +52,6 @@ def read_texts(path: Path, field: str) -> list[str]:
         else:
             raise InputError(f"{path}: {where} {n}: field {field!r} missing or not a string")
     return texts
-
-
-def _is_results_json(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            obj = json.load(handle)
-    except json.JSONDecodeError:
-        return False  # JSON lines: parsed line by line instead
-    return isinstance(obj, dict) and isinstance(obj.get("results"), list)  # else: a one-line JSONL file
 
 
 def run_extract(args: argparse.Namespace) -> int:
