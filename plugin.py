@@ -1,6 +1,11 @@
 """ms-swift external plugin of CheX-Phi4MM: `swift rlhf ... --external_plugins plugin.py`.
 
-Importing it installs our ms-swift extensions (native Phi-4-multimodal model type `phi4_mm_native`).
+Importing it installs our ms-swift extensions (`swift_patches.install()`):
+- model/template type `phi4_mm_native` (native transformers Phi-4-multimodal, vision LoRA attached);
+- rewards `external_r1v_acc`, `external_answer_strict`, `external_format`, `external_kg_jac`, `external_kg_f1`;
+- the `grpo` trainer with per-token log-probs in completions.jsonl, reward sub-score metrics,
+  `FREEZE_NON_VISION_PARAMS=1` (vision-LoRA-only training) and `DYNAMIC_SAMPLE_MIN_STD`.
+Every environment variable is documented in README.md ("Environment variables").
 """
 
 from __future__ import annotations

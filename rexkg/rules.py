@@ -24,8 +24,10 @@ still act on; labelling it absent would reward a model for dropping a differenti
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rexkg.lexicon import DEGREE_ADVERBS, LOCATIVE_CONCEPTS, MAX_TERM_WORDS, MULTIWORD, MULTIWORD_FIRST_WORDS, lookup
 from rexkg.schema import Entity, KnowledgeGraph, Relation
@@ -139,8 +141,7 @@ _ATTRIBUTE_NOUNS = frozenset("silhouette size position appearance contours conto
 _HEAD_KINDS = frozenset({"disorder", "device", "procedure"})
 
 
-@dataclass(slots=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: built once per word, the hottest allocation of the extractor
     text: str
     lower: str
     start: int
@@ -169,8 +170,9 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 
 
 def _tokens(text: str, start: int, end: int) -> list[_Token]:
+    make = _Token._make
     return [
-        _Token(word, word.lower(), m.start(), m.end())
+        make((word, word.lower(), m.start(), m.end()))
         for m in _TOKEN.finditer(text, start, end)
         for word in (m.group(),)
     ]
@@ -378,33 +380,54 @@ def _entity(text: str, mention: _Mention) -> Entity:
     return Entity(text[mention.start : mention.end], kind, mention.start, mention.end)
 
 
-def extract_rules(text: str) -> KnowledgeGraph:
+def extract_rules(text: str, memoize: bool = True) -> KnowledgeGraph:
     """Knowledge graph of one text with the rules backend. Never raises on a string; non-strings give an empty
-    graph."""
+    graph. `memoize=False` bypasses the sentence memo (benchmarks of the extractor itself)."""
     if not isinstance(text, str) or not text:
         return KnowledgeGraph()
     entities, relations = [], []
     for start, end in _sentences(text):
-        tokens = _tokens(text, start, end)
-        if not tokens:
+        sentence = text[start:end]
+        graph_of = _cached_sentence_graph if memoize and len(sentence) <= _MAX_CACHED_SENTENCE else _sentence_graph
+        sentence_entities, edges = graph_of(sentence)
+        if not sentence_entities:
             continue
-        mentions = _mentions(text, tokens, start, end)
-        if not mentions:
-            continue
-        _apply_negation(tokens, mentions)
-        sentence_entities = [_entity(text, m) for m in mentions]
-        entities += sentence_entities
-        edges = []
-        for i, mention in enumerate(mentions):
-            if mention.kind in ("concept", "size"):
-                target = _modify_target(i, mentions, tokens)
-                if target is not None and target != i:
-                    edges.append((i, target, "modify"))
-            elif mention.kind in ("disorder", "device"):
-                edges += [(i, j, "located_at") for j in _located_at(i, mentions, tokens)]
-        edges += [(i, j, "suggestive_of") for i, j in _suggestive(mentions, tokens)]
-        # dict.fromkeys: drop repeated edges of this sentence, keep their order
-        relations += [
-            Relation(sentence_entities[i], sentence_entities[j], kind) for i, j, kind in dict.fromkeys(edges)
-        ]
+        shifted = [Entity(e.text, e.type, e.start + start, e.end + start) for e in sentence_entities]
+        entities += shifted
+        relations += [Relation(shifted[i], shifted[j], kind) for i, j, kind in edges]
     return KnowledgeGraph(entities, relations)
+
+
+def _sentence_graph(sentence: str) -> tuple[tuple[Entity, ...], tuple[tuple[int, int, str], ...]]:
+    """Entities (offsets within `sentence`) and relation edges (entity index pairs) of one sentence."""
+    tokens = _tokens(sentence, 0, len(sentence))
+    if not tokens:
+        return (), ()
+    mentions = _mentions(sentence, tokens, 0, len(sentence))
+    if not mentions:
+        return (), ()
+    _apply_negation(tokens, mentions)
+    edges = []
+    for i, mention in enumerate(mentions):
+        if mention.kind in ("concept", "size"):
+            target = _modify_target(i, mentions, tokens)
+            if target is not None and target != i:
+                edges.append((i, target, "modify"))
+        elif mention.kind in ("disorder", "device"):
+            edges += [(i, j, "located_at") for j in _located_at(i, mentions, tokens)]
+    edges += [(i, j, "suggestive_of") for i, j in _suggestive(mentions, tokens)]
+    # dict.fromkeys: drop repeated edges of this sentence, keep their order
+    return tuple(_entity(sentence, m) for m in mentions), tuple(dict.fromkeys(edges))
+
+
+# Radiology reasoning is formulaic: the same sentences recur across generations, prompts and references, and a
+# sentence's graph depends on its own text only, so sentence graphs are memoised (offsets relative to the sentence).
+# Bounded in entries and in key length (a pathological 1 MB "sentence" is computed, not kept).
+SENTENCE_CACHE_SIZE = 1 << 16
+_MAX_CACHED_SENTENCE = 2_000
+_cached_sentence_graph = functools.lru_cache(maxsize=SENTENCE_CACHE_SIZE)(_sentence_graph)
+
+
+def clear_sentence_cache() -> None:
+    """Forget memoised sentence graphs (benchmarks use it to measure a cold start)."""
+    _cached_sentence_graph.cache_clear()

@@ -28,6 +28,7 @@ from swift.template.utils import findall
 from transformers import AutoTokenizer, PretrainedConfig
 
 from swift_patches.image_processor import image_token_counts, load_image_processor
+from utils.env import env_flag
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ IMAGE_KEYS = ("image_pixel_values", "image_sizes", "image_attention_mask")
 
 def vision_lora_enabled() -> bool:
     """Whether the loader attaches `vision-lora/` (env `PHI4MM_VISION_LORA`, default on)."""
-    return os.environ.get("PHI4MM_VISION_LORA", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_flag("PHI4MM_VISION_LORA", default=True)
 
 
 def save_native_layout(model, save_directory, state_dict=None, **kwargs) -> None:
@@ -63,6 +64,16 @@ def save_native_layout(model, save_directory, state_dict=None, **kwargs) -> None
         model._hf_peft_config_loaded = True
 
 
+def suppress_placeholder_tokens(model) -> None:
+    """Never sample `<|image|>` / `<|audio|>`: the native model runs its image embedding whenever an image token is
+    in `input_ids`, so a sampled one crashes generation at the next decoding step (no image sizes are passed
+    there). The tiny random model hits this within a few GRPO steps; a real one can during high-temperature
+    exploration. Suppression acts on sampling only; training log-probs are the model's unmodified ones."""
+    placeholders = {model.config.vision_config.image_token_id, model.config.audio_config.audio_token_id}
+    existing = set(model.generation_config.suppress_tokens or [])
+    model.generation_config.suppress_tokens = sorted(existing | placeholders)
+
+
 class Phi4MMNativeLoader(ModelLoader):
     """Loads processor and model of a native Phi-4-MM checkpoint folder."""
 
@@ -78,6 +89,7 @@ class Phi4MMNativeLoader(ModelLoader):
 
         self.auto_model_cls = self.auto_model_cls or Phi4MultimodalForCausalLM
         model = super().get_model(model_dir, *args, **kwargs)
+        suppress_placeholder_tokens(model)
         adapter_dir = Path(model_dir) / VISION_LORA_DIR
         if vision_lora_enabled() and adapter_dir.is_dir():
             model.load_adapter(str(adapter_dir), adapter_name=VISION_ADAPTER)

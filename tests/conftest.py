@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -41,3 +42,18 @@ def swift_plugin():
 
     import_external_file(str(REPO / "plugin.py"))
     return REPO / "plugin.py"
+
+
+@pytest.fixture
+def isolated_environment(monkeypatch):
+    """For tests that set environment variables and then run ms-swift: the environment the test started with is
+    restored afterwards, reliably. Library context managers (accelerate's
+    clear_environment, mock.patch.dict in datasets) snapshot os.environ; when a run fails inside them, the frames
+    stay in a reference cycle and restore their snapshot whenever the garbage collector runs, which can be in a
+    later test, after monkeypatch has already cleaned up. Collect first, then restore."""
+    saved = dict(os.environ)
+    yield monkeypatch
+    monkeypatch.undo()
+    gc.collect()
+    os.environ.clear()
+    os.environ.update(saved)

@@ -1,0 +1,147 @@
+"""Our GRPO trainer: ms-swift 4.6's `GRPOTrainer`, subclassed and installed through `TrainerFactory.TRAINER_MAPPING`.
+
+What it adds, each through one overridden hook of the rollout pipeline (`_rollout_samples -> _score_completions ->
+_prepare_batch_inputs -> _postprocess_batch -> _log_rollout`):
+
+- completions.jsonl token columns (`_postprocess_batch`): per sample, the sampled token ids, each token's exact
+  bytes (hex) and readable text, and the rollout log-probs of those tokens, one row per sample, aligned with its
+  prompt and completion. Log-probs are the engine's own when the rollout engine returned them (vLLM), otherwise
+  the policy's log-probs of the sampled tokens at rollout time (`old_per_token_logps`: same weights, temperature
+  applied, no gradient, computed on the collated batch).
+- reward sub-scores (`_compute_rewards_per_func`): every reward with a `last_metrics` attribute (our KG rewards)
+  reports the mean of each sub-score as `rewards/<Class>/<metric>`.
+- the dynamic-sampling threshold (`compute_std`): `DYNAMIC_SAMPLE_MIN_STD` (default 0, ms-swift's rule "std > 0");
+  with `--dynamic_sample true`, groups whose reward std is at or below it are resampled. The original code
+  hard-coded 0.06; `train.sh` sets that value explicitly as part of the paper's recipe.
+- `FREEZE_NON_VISION_PARAMS` (`__init__`): see `swift_patches/freezing.py`.
+
+The hooks are private ms-swift methods; `check_swift_hooks()` runs at install time and fails loudly if a future
+ms-swift renames them, and a test pins their signatures.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections import deque
+
+import torch
+from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
+from swift.trainers import TrainerFactory
+
+from swift_patches.freezing import FreezeConfig, freeze_non_vision
+from utils.env import env_float
+from utils.log import get_logger
+from utils.tokens import token_bytes, token_text
+
+logger = get_logger("grpo_trainer")
+
+# The GRPOTrainer methods this subclass overrides or calls, with their parameters (self excluded).
+SWIFT_HOOKS = {
+    "_postprocess_batch": ("samples", "batch_encoded_inputs"),
+    "_compute_rewards_per_func": ("samples",),
+    "compute_std": ("samples", "rewards_per_func"),
+    "split_by_mini_batches": ("samples",),
+    "_gather_and_flatten": ("local_list", "dtype", "device", "flatten_level"),
+}
+TOKEN_COLUMNS = ("completion_token_ids", "completion_tokens", "completion_token_bytes", "token_logps")
+
+
+def check_swift_hooks(trainer_cls: type = GRPOTrainer) -> None:
+    """Raise RuntimeError when ms-swift's GRPOTrainer no longer has a hook we rely on, with the expected signature."""
+    for name, params in SWIFT_HOOKS.items():
+        method = getattr(trainer_cls, name, None)
+        found = tuple(inspect.signature(method).parameters)[1:] if method else None
+        if found != params:
+            raise RuntimeError(
+                f"ms-swift's GRPOTrainer.{name} is {found}, expected {params}: this ms-swift version is not the one "
+                "CheX-Phi4MM's trainer extensions were written for (ms-swift 4.6.0, see requirements.txt)"
+            )
+
+
+def check_token_log_layout(log_completions: bool, padding_free: bool, sequence_parallel_size: int) -> None:
+    """Refuse, at start-up, the batch layouts in which per-sample token rows cannot be cut from the batch."""
+    if not log_completions:
+        return
+    if padding_free:
+        raise ValueError(
+            "--log_completions with --padding_free true: CheX-Phi4MM's per-token log-prob columns do not support "
+            "padding-free batches (rows would be misaligned). Use --padding_free false or --log_completions false."
+        )
+    if sequence_parallel_size > 1:
+        raise ValueError(
+            f"--log_completions with --sequence_parallel_size {sequence_parallel_size}: CheX-Phi4MM's per-token "
+            "log-prob columns do not support sequence parallelism. Use --sequence_parallel_size 1 or "
+            "--log_completions false."
+        )
+
+
+def zero_small_std(std: torch.Tensor, min_std: float) -> torch.Tensor:
+    """Group reward stds with every value at or below `min_std` set to 0, so dynamic sampling resamples them.
+
+    >>> zero_small_std(torch.tensor([0.0, 0.05, 0.5]), 0.06).tolist()
+    [0.0, 0.0, 0.5]
+    """
+    return std if min_std <= 0 else std.masked_fill(std <= min_std, 0.0)
+
+
+class CheXGRPOTrainer(GRPOTrainer):
+    """ms-swift's GRPOTrainer plus token log-probs, reward sub-scores, freezing and a dynamic-sampling threshold."""
+
+    def __init__(self, model=None, ref_model=None, reward_model=None, reward_funcs=None, *args, **kwargs):
+        template = kwargs["template"]
+        check_token_log_layout(kwargs["args"].log_completions, template.padding_free, template.sequence_parallel_size)
+        super().__init__(model, ref_model, reward_model, reward_funcs, *args, **kwargs)
+        self.dynamic_sample_min_std = env_float("DYNAMIC_SAMPLE_MIN_STD", 0.0)
+        freeze = FreezeConfig.from_env()
+        self.freeze_report = freeze_non_vision(self.model, freeze) if freeze.enabled else None
+
+    def compute_std(self, samples, rewards_per_func: torch.Tensor) -> torch.Tensor:
+        return zero_small_std(super().compute_std(samples, rewards_per_func), self.dynamic_sample_min_std)
+
+    def _compute_rewards_per_func(self, samples) -> torch.Tensor:
+        rewards_per_func = super()._compute_rewards_per_func(samples)
+        mode = "train" if self.model.training else "eval"
+        for name, func in zip(self.reward_func_names, self.reward_funcs):
+            for metric, values in sorted(getattr(func, "last_metrics", {}).items()):
+                gathered = [v for v in self._gather_and_flatten(values, flatten_level=0) if not math.isnan(v)]
+                if gathered:
+                    self._metrics[mode][f"rewards/{name}/{metric}"].append(sum(gathered) / len(gathered))
+        return rewards_per_func
+
+    def _postprocess_batch(self, samples, batch_encoded_inputs) -> None:
+        super()._postprocess_batch(samples, batch_encoded_inputs)
+        if self.log_completions:
+            self._log_completion_tokens(samples, batch_encoded_inputs)
+
+    def _log_completion_tokens(self, samples, batch_encoded_inputs) -> None:
+        """Append one token row per sample, in the order `_log_rollout` logs prompts and completions."""
+        tokenizer = self.template.tokenizer
+        columns = {name: [] for name in TOKEN_COLUMNS}
+        chunks = self.split_by_mini_batches(samples)
+        for chunk, encoded in zip(chunks, batch_encoded_inputs, strict=True):
+            batch = encoded["grpo_batch"]
+            logps = batch.rollout_per_token_logps
+            if logps is None:
+                logps = batch.old_per_token_logps
+            input_ids = encoded["model_inputs"]["input_ids"][:, -logps.shape[1] :]
+            mask = batch.completion_mask.bool()
+            if len(chunk) != input_ids.shape[0]:
+                raise RuntimeError(f"token log: {len(chunk)} samples but a batch of {input_ids.shape[0]} rows")
+            for ids_row, logp_row, mask_row in zip(input_ids, logps, mask):
+                ids = ids_row[mask_row].tolist()
+                pieces = token_bytes(tokenizer, ids)
+                columns["completion_token_ids"].append(ids)
+                columns["completion_tokens"].append(token_text(pieces))
+                columns["completion_token_bytes"].append([piece.hex() for piece in pieces])
+                columns["token_logps"].append([round(x, 6) for x in logp_row[mask_row].float().tolist()])
+        for name, values in columns.items():
+            if name not in self._logs:
+                self._logs[name] = deque(maxlen=self.args.generation_batch_size)
+            self._logs[name].extend(self._gather_and_flatten(values, flatten_level=0))
+
+
+def register() -> None:
+    """Point ms-swift's `grpo` trainer at CheXGRPOTrainer (after checking the hooks it relies on)."""
+    check_swift_hooks()
+    TrainerFactory.TRAINER_MAPPING["grpo"] = f"{CheXGRPOTrainer.__module__}.{CheXGRPOTrainer.__qualname__}"

@@ -1,0 +1,129 @@
+"""ms-swift adapters of our rewards: each class unpacks the batch columns and calls a pure scorer from `utils/`.
+
+Registered names (`--reward_funcs …`) and the class names that key their `rewards/<Class>/…` metrics and their
+completions.jsonl columns:
+
+| reward name              | class             | scorer                                   |
+|--------------------------|-------------------|------------------------------------------|
+| `external_r1v_acc`       | `R1VAccuracy`     | `utils.rewards.r1v_accuracy`             |
+| `external_answer_strict` | `AnswerStrictF1`  | `utils.rewards.answer_f1`                |
+| `external_format`        | `ThinkAnswerFormat` | `utils.rewards.think_answer_format`    |
+| `external_kg_jac`        | `KGJaccard`       | `utils.kg_reward.kg_jaccard`             |
+| `external_kg_f1`         | `KGF1`            | `utils.kg_reward.kg_f1`                  |
+
+The KG rewards read their extractor from the environment: `CHEX_KG_BACKEND` (`rules`, the default, or `neural`),
+and for `neural` `CHEX_REXKG_MODEL_DIR` / `CHEX_REXKG_TOKENIZER_DIR`. A misconfigured extractor fails when the
+trainer builds the reward, before any rollout.
+
+Sub-scores: after each call a reward's `last_metrics` maps a metric name to one value per completion; our trainer
+(`swift_patches/grpo_trainer.py`) reports their means as `rewards/<Class>/<metric>`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from swift.rewards import ORM, orms
+
+from utils.kg_reward import get_kg_scorer, kg_f1, kg_jaccard
+from utils.log import get_logger
+from utils.rewards import answer_f1, r1v_accuracy, think_answer_format
+
+logger = get_logger("rewards")
+
+
+def _solutions(name: str, completions: Sequence, solution: Sequence | None) -> Sequence:
+    """The `solution` column, checked: a missing column is a dataset error, not a model-output error."""
+    if solution is None:
+        raise ValueError(f"{name} needs a 'solution' column in the training dataset (the reference explanation)")
+    if len(solution) != len(completions):
+        raise ValueError(f"{name}: {len(completions)} completions but {len(solution)} solutions")
+    return solution
+
+
+class _PairwiseReward(ORM):
+    """A reward that scores each completion against its own `solution` with `score(completion, solution)`."""
+
+    registry_name = ""
+    score: Callable[[str, str], float]
+
+    def __init__(self, args=None, **kwargs):
+        super().__init__(args, **kwargs)
+        self.last_metrics: dict[str, list[float]] = {}
+
+    def __call__(self, completions: list[str], solution: list[str] | None = None, **kwargs) -> list[float]:
+        solutions = _solutions(self.registry_name, completions, solution)
+        scores = [self.score(completion, reference) for completion, reference in zip(completions, solutions)]
+        logger.debug("%s: %s on %r", self.registry_name, scores[:4], [str(c)[:80] for c in completions[:4]])
+        return scores
+
+
+class R1VAccuracy(_PairwiseReward):
+    registry_name = "external_r1v_acc"
+    score = staticmethod(r1v_accuracy)
+
+
+class AnswerStrictF1(_PairwiseReward):
+    registry_name = "external_answer_strict"
+    score = staticmethod(answer_f1)
+
+
+class ThinkAnswerFormat(ORM):
+    registry_name = "external_format"
+
+    def __call__(self, completions: list[str], **kwargs) -> list[float]:
+        return [think_answer_format(completion) for completion in completions]
+
+
+class _KGReward(ORM):
+    """Shared KG adapter: one extraction per batch, sub-scores kept in `last_metrics`."""
+
+    registry_name = ""
+    combine: Callable[[dict[str, float]], float]
+    sub_scores: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, args=None, **kwargs):
+        super().__init__(args, **kwargs)
+        backend = os.environ.get("CHEX_KG_BACKEND", "rules")
+        model_dir = os.environ.get("CHEX_REXKG_MODEL_DIR") or None
+        tokenizer_dir = os.environ.get("CHEX_REXKG_TOKENIZER_DIR") or None
+        self.scorer = get_kg_scorer(backend, model_dir, tokenizer_dir)
+        self.last_metrics: dict[str, list[float]] = {}
+        logger.info("%s uses the %s KG extractor", self.registry_name, backend)
+
+    def __call__(self, completions: list[str], solution: list[str] | None = None, **kwargs) -> list[float]:
+        details = self.scorer.score(completions, _solutions(self.registry_name, completions, solution))
+        self.last_metrics = {
+            metric: [d[key] for d in details] for metric, key in (*self.sub_scores, ("num_entities", "num_entities"))
+        }
+        scores = [self.combine(d) for d in details]
+        logger.debug(
+            "%s: %s (cache hits %d, misses %d)",
+            self.registry_name,
+            scores[:4],
+            self.scorer.cache_hits,
+            self.scorer.cache_misses,
+        )
+        return scores
+
+
+class KGJaccard(_KGReward):
+    registry_name = "external_kg_jac"
+    combine = staticmethod(kg_jaccard)
+    sub_scores = (("entity_iou", "entity_jaccard"), ("relation_iou", "relation_jaccard"))
+
+
+class KGF1(_KGReward):
+    registry_name = "external_kg_f1"
+    combine = staticmethod(kg_f1)
+    sub_scores = (("entity_f1", "entity_f1"), ("relation_f1", "relation_f1"))
+
+
+REWARDS = (R1VAccuracy, AnswerStrictF1, ThinkAnswerFormat, KGJaccard, KGF1)
+
+
+def register() -> None:
+    """Add every reward to ms-swift's `orms` under its `external_*` name."""
+    for reward in REWARDS:
+        orms[reward.registry_name] = reward

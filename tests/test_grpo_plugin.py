@@ -1,0 +1,192 @@
+"""plugin.py through real ms-swift GRPO on the tiny model: rewards, token log-probs, sub-scores, freezing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.grpo_helpers import grpo_arguments, write_grpo_rows
+from utils.kg_reward import get_kg_scorer, kg_jaccard
+from utils.rewards import r1v_accuracy
+
+
+def _read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _completion_rows(run_dir) -> list[dict]:
+    """completions.jsonl as one dict per sample; the last event repeats the last step, so keep one per step."""
+    rows, seen_steps = [], set()
+    for event in _read_jsonl(run_dir / "completions.jsonl"):
+        if event["step"][0] in seen_steps:
+            continue
+        seen_steps.add(event["step"][0])
+        batch = [dict(zip(event, values)) for values in zip(*event.values())]
+        for row in batch:
+            row["batch_solutions"] = [r["solution"] for r in batch]
+        rows.extend(batch)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def train_rows(tiny_model, demo_data, tmp_path_factory):
+    return write_grpo_rows(
+        demo_data / "annotations" / "eval" / "valid_all_vqa.json",
+        demo_data / "images",
+        tmp_path_factory.mktemp("rows") / "train.jsonl",
+        limit=16,
+    )
+
+
+@pytest.fixture(scope="module")
+def kg_run(tiny_model, train_rows, swift_plugin, tmp_path_factory):
+    """2 GRPO steps with accuracy + KG Jaccard; 8 completions per step = 2 prompts x 4 generations."""
+    from swift import rlhf_main
+
+    run_dir = tmp_path_factory.mktemp("kg_run")
+    args = grpo_arguments(
+        tiny_model,
+        train_rows,
+        run_dir,
+        [str(swift_plugin)],
+        ["external_r1v_acc", "external_kg_jac"],
+        per_device_train_batch_size=8,
+        max_completion_length=32,
+    )
+    result = rlhf_main(args)
+    assert result["global_step"] == 2
+    return run_dir
+
+
+def test_completions_log_has_rewards_and_aligned_token_columns(kg_run, tiny_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    end_ids = {tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.eos_token_id}
+    image_id = tokenizer.convert_tokens_to_ids("<|image|>")
+    rows = _completion_rows(kg_run)
+    assert len(rows) == 16
+    for row in rows:
+        ids, logps = row["completion_token_ids"], row["token_logps"]
+        assert 0 < len(ids) == len(logps) == len(row["completion_tokens"]) == len(row["completion_token_bytes"])
+        assert all(math.isfinite(lp) and lp <= 0 for lp in logps)
+        assert image_id not in ids  # a sampled <|image|> would crash the native model's next decoding step
+        visible = ids[:-1] if ids[-1] in end_ids else ids
+        assert tokenizer.decode(visible) == row["completion"]
+        raw = bytes.fromhex("".join(row["completion_token_bytes"][: len(visible)]))
+        assert raw.decode("utf-8", errors="replace") == row["completion"]
+        assert 0.0 <= row["R1VAccuracy"] <= 1.0 and 0.0 <= row["KGJaccard"] <= 1.0
+        assert row["R1VAccuracy"] == r1v_accuracy(row["completion"], row["solution"])
+
+
+def test_every_completion_is_scored_against_its_own_solution(kg_run):
+    rows = _completion_rows(kg_run)
+    scorer = get_kg_scorer()
+    assert all(len(set(row["batch_solutions"])) >= 2 for row in rows)  # every reward call held 2+ prompts
+    own = [kg_jaccard(d) for d in scorer.score([r["completion"] for r in rows], [r["solution"] for r in rows])]
+    first = [
+        kg_jaccard(d) for d in scorer.score([r["completion"] for r in rows], [r["batch_solutions"][0] for r in rows])
+    ]
+    logged = [row["KGJaccard"] for row in rows]
+    assert logged == pytest.approx(own, abs=1e-6)
+    # The run must contain a completion whose score depends on which solution it is paired with; otherwise this
+    # test could not tell own-solution scoring from the original's solution[0] scoring.
+    assert any(abs(o - f) > 1e-6 for o, f in zip(own, first))
+
+
+def test_kg_sub_scores_reach_the_training_metrics(kg_run):
+    steps = [row for row in _read_jsonl(kg_run / "logging.jsonl") if "rewards/KGJaccard/mean" in row]
+    assert len(steps) == 2
+    for row in steps:
+        for metric in ("entity_iou", "relation_iou", "num_entities"):
+            assert f"rewards/KGJaccard/{metric}" in row
+        assert 0.0 <= row["rewards/KGJaccard/entity_iou"] <= 1.0
+        assert row["rewards/KGJaccard/num_entities"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("freeze", "lm_head"), [("1", "0"), ("1", "1"), ("0", "0")], ids=["vision-lora", "vision-lora+lm_head", "off"]
+)
+def test_freeze_non_vision_params(
+    freeze, lm_head, tiny_model, train_rows, swift_plugin, tmp_path, isolated_environment
+):
+    monkeypatch = isolated_environment
+    from swift import rlhf_main
+
+    monkeypatch.setenv("FREEZE_NON_VISION_PARAMS", freeze)
+    monkeypatch.setenv("FREEZE_TRAIN_LM_HEAD", lm_head)
+    args = grpo_arguments(
+        tiny_model,
+        train_rows,
+        tmp_path,
+        [str(swift_plugin)],
+        ["external_r1v_acc", "external_kg_jac"],
+        per_device_train_batch_size=8,
+        max_completion_length=32,
+        learning_rate=1e-2,
+    )
+    rlhf_main(args)
+    checkpoint = tmp_path / "checkpoint-2"
+    base_before, base_after = load_file(tiny_model / "model.safetensors"), load_file(checkpoint / "model.safetensors")
+    lora_before = load_file(tiny_model / "vision-lora" / "adapter_model.safetensors")
+    lora_after = load_file(checkpoint / "vision-lora" / "adapter_model.safetensors")
+    changed_base = {k for k in base_before if not torch.equal(base_before[k], base_after[k])}
+    changed_lora = {k for k in lora_before if not torch.equal(lora_before[k], lora_after[k])}
+    assert changed_lora == set(lora_before)  # every vision-LoRA tensor trained
+    if freeze == "1":
+        assert changed_base == ({"lm_head.weight"} if lm_head == "1" else set())  # everything else bit-identical
+    else:
+        # Without the hook ms-swift's full tuner trains as usual: the language model moves too.
+        assert "lm_head.weight" in changed_base and any(k.startswith("model.layers.") for k in changed_base)
+    # The KL reference is the model as loaded, vision LoRA included: at step 1 policy and reference agree exactly.
+    logged = [row for row in _read_jsonl(tmp_path / "logging.jsonl") if "kl" in row]
+    assert logged[0]["kl"] == 0.0 and logged[1]["kl"] > 0.0
+
+
+def test_freezing_that_matches_nothing_stops_at_start_up(
+    tiny_model, train_rows, swift_plugin, tmp_path, isolated_environment
+):
+    monkeypatch = isolated_environment
+    from swift import rlhf_main
+
+    monkeypatch.setenv("FREEZE_NON_VISION_PARAMS", "1")
+    monkeypatch.setenv("FREEZE_TRAINABLE_PATTERNS", r"lora_A\.speech\.")
+    args = grpo_arguments(tiny_model, train_rows, tmp_path, [str(swift_plugin)], ["external_r1v_acc"])
+    with pytest.raises(ValueError, match="no parameter name matches FREEZE_TRAINABLE_PATTERNS"):
+        rlhf_main(args)
+    assert not list(tmp_path.glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize(
+    ("padding_free", "sequence_parallel_size", "message"),
+    [(True, 1, "padding-free"), (False, 2, "sequence parallel")],
+)
+def test_unsupported_token_log_layouts_are_refused(padding_free, sequence_parallel_size, message, swift_plugin):
+    # Checked before ms-swift's own trainer init; padding-free needs flash-attention, so no CPU run can reach it.
+    from swift_patches.grpo_trainer import check_token_log_layout
+
+    with pytest.raises(ValueError, match=message):
+        check_token_log_layout(True, padding_free, sequence_parallel_size)
+    check_token_log_layout(False, padding_free, sequence_parallel_size)  # nothing logged, nothing to refuse
+
+
+def test_trainer_is_installed_through_the_mapping_and_hooks_are_checked(swift_plugin):
+    from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
+    from swift.trainers import TrainerFactory
+
+    from swift_patches.grpo_trainer import CheXGRPOTrainer, check_swift_hooks
+
+    assert TrainerFactory.TRAINER_MAPPING["grpo"] == "swift_patches.grpo_trainer.CheXGRPOTrainer"
+    assert issubclass(CheXGRPOTrainer, GRPOTrainer)
+    check_swift_hooks()  # the installed ms-swift has every hook with the expected parameters
+
+    class RenamedHook(GRPOTrainer):
+        def _postprocess_batch(self, samples, encoded_batches):  # what a future ms-swift might do
+            pass
+
+    with pytest.raises(RuntimeError, match="_postprocess_batch"):
+        check_swift_hooks(RenamedHook)

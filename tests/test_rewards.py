@@ -1,0 +1,181 @@
+"""The pure reward scorers (no ms-swift): hand-written cases and property tests over malformed completions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rexkg import get_extractor
+from utils.kg_reward import KGScorer, get_kg_scorer, kg_f1, kg_jaccard
+from utils.rewards import answer_f1, answer_items, first_sentence, r1v_accuracy, think_answer_format
+
+SOLUTION = "<think>Small left pleural effusion. No pneumothorax.</think><answer>left pleural effusion</answer>"
+
+
+@pytest.mark.parametrize(
+    ("completion", "solution", "expected"),
+    [
+        ("<think>x</think><answer>Left pleural effusion</answer>", SOLUTION, 1.0),
+        ("<answer>pneumothorax, left pleural effusion, edema</answer>", SOLUTION, 1.0),  # any overlap pays
+        ("<answer>right pleural effusion</answer>", SOLUTION, 0.0),
+        ("Left pleural effusion. Also edema.", SOLUTION, 1.0),  # no <answer>: first sentence
+        ("<think>Effusion.</think>", SOLUTION, 0.0),  # first sentence of the reasoning is not the answer
+        ("<answer>yes.</answer>", "<answer>Yes</answer>", 1.0),  # case and trailing punctuation ignored
+        ("No. Nothing else.", "No. The lungs are clear.", 1.0),  # no reference span: first sentences
+        ("", "<answer></answer>", 1.0),  # empty reference: only an empty prediction agrees
+        ("<answer>yes</answer>", "<answer></answer>", 0.0),
+    ],
+)
+def test_r1v_accuracy_keeps_the_original_semantics(completion, solution, expected):
+    assert r1v_accuracy(completion, solution) == expected
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("<answer>left pleural effusion</answer>", 1.0),
+        ("<answer>left pleural effusion, edema</answer>", 2 / 3),
+        (
+            "<answer>" + ", ".join([f"finding {i}" for i in range(9)] + ["left pleural effusion"]) + "</answer>",
+            2 / 11,
+        ),
+        ("left pleural effusion", 0.0),  # the reference has an <answer> span, the completion must too
+        ("<answer>right pleural effusion</answer>", 0.0),
+    ],
+)
+def test_answer_f1_does_not_pay_for_listing_every_answer(completion, expected):
+    assert answer_f1(completion, SOLUTION) == pytest.approx(expected)
+
+
+def test_answer_f1_partial_credit_on_multi_item_answers():
+    reference = "<answer>atelectasis, effusion, edema</answer>"
+    assert answer_f1("<answer>effusion, edema</answer>", reference) == pytest.approx(0.8)
+    assert r1v_accuracy("<answer>" + ", ".join(f"x{i}" for i in range(30)) + ", edema</answer>", reference) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("<think>Small effusion.</think><answer>yes</answer>", 1.0),
+        ("  <think>a\nb</think>\n<answer>no</answer>\n", 1.0),
+        ("<think>a</think>", 0.0),
+        ("<answer>yes</answer><think>a</think>", 0.0),
+        ("<think></think><answer>yes</answer>", 0.0),
+        ("<think>a<think>b</think><answer>yes</answer>", 0.0),
+        ("<think>a</think><answer>yes</answer> trailing words", 0.0),
+        ("<think>a</think><answer>yes</answer><answer>no</answer>", 0.0),
+    ],
+)
+def test_format_reward(completion, expected):
+    assert think_answer_format(completion) == expected
+
+
+def test_answer_items_and_first_sentence():
+    assert answer_items("A, b ,, 'C'.") == frozenset({"a", "b", "c"})
+    assert first_sentence("The 1.5 cm nodule is new. Otherwise normal.") == "The 1.5 cm nodule is new"
+    assert first_sentence("<think>Yes! more") == "Yes"
+
+
+def test_kg_reward_compares_think_with_think():
+    scorer = KGScorer(get_extractor("rules"))
+    # The completion's answer repeats findings that are not in its reasoning; they must not count.
+    details = scorer.score(
+        ["<think>Small left pleural effusion. No pneumothorax.</think><answer>edema, consolidation</answer>"],
+        [SOLUTION],
+    )[0]
+    assert kg_jaccard(details) == 1.0 and kg_f1(details) == 1.0
+    assert details["num_entities"] == 5
+    # No <think>: the text before <answer> is the reasoning.
+    details = scorer.score(["Small left pleural effusion. No pneumothorax. <answer>x</answer>"], [SOLUTION])[0]
+    assert kg_jaccard(details) == 1.0
+    # Different findings score lower, and F1 >= Jaccard.
+    details = scorer.score(["<think>Small right pleural effusion.</think>"], [SOLUTION])[0]
+    assert 0 < kg_jaccard(details) < 1 and kg_f1(details) >= kg_jaccard(details)
+
+
+def test_each_completion_is_scored_against_its_own_reference():
+    scorer = KGScorer(get_extractor("rules"))
+    solutions = [SOLUTION, "<think>Mild cardiomegaly. The lungs are clear.</think><answer>yes</answer>"]
+    scores = [kg_jaccard(d) for d in scorer.score(solutions, solutions)]
+    assert scores == [1.0, 1.0]  # the original's solution[0] pairing would give the second one < 1
+
+
+def test_reference_graphs_are_cached_and_bounded():
+    calls = []
+
+    def counting_extractor(texts):
+        calls.append(list(texts))
+        return get_extractor("rules")(texts)
+
+    scorer = KGScorer(counting_extractor, cache_size=8)
+    references = [f"<think>Finding number {i} is a small effusion.</think>" for i in range(8)] * 8
+    scorer.score(["<think>effusion</think>"] * 64, references)
+    assert (scorer.cache_misses, scorer.cache_hits) == (8, 56)
+    assert len(calls[-1]) == 8  # the references were extracted once each, in one batch
+    scorer.score(["<think>effusion</think>"] * 64, references)
+    assert (scorer.cache_misses, scorer.cache_hits) == (8, 120)
+    scorer.score(["x"], ["<think>A new reference.</think>"])
+    assert len(scorer._reference_graphs) == 8  # the least recently used reference was evicted
+    assert get_kg_scorer() is get_kg_scorer()  # one scorer (and extractor) per process
+
+
+def test_mismatched_batch_is_a_clear_error():
+    with pytest.raises(ValueError, match="2 completions but 1 solutions"):
+        KGScorer(get_extractor("rules")).score(["a", "b"], [SOLUTION])
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        "<think>",
+        "</think>",
+        "<answer>",
+        "</answer>",
+        "<think",
+        "answer>",
+        ",",
+        ".",
+        "no ",
+        "effusion",
+        "left",
+        "pleural",
+        "\n",
+        "  ",
+        "\x00",
+        "\ufffd",
+        "</",
+        "<<",
+        "1.5 cm",
+        "yes",
+        "？",
+        "。",
+        "\U0001f600",
+    ]
+)
+MALFORMED = st.one_of(
+    st.text(max_size=300),
+    st.lists(st.one_of(_FRAGMENTS, st.text(max_size=12)), max_size=60).map("".join),
+    st.none(),
+    st.integers(),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(completion=MALFORMED, solution=st.one_of(st.just(SOLUTION), st.text(max_size=80)))
+def test_answer_rewards_score_anything_within_bounds(completion, solution):
+    for reward in (r1v_accuracy, answer_f1, think_answer_format):
+        score = reward(completion, solution) if reward is not think_answer_format else reward(completion)
+        assert isinstance(score, float) and 0.0 <= score <= 1.0
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(completions=st.lists(MALFORMED, min_size=1, max_size=4))
+def test_kg_rewards_score_anything_within_bounds(completions):
+    details = get_kg_scorer().score(completions, [SOLUTION] * len(completions))
+    for d in details:
+        for value in (kg_jaccard(d), kg_f1(d)):
+            assert not math.isnan(value) and 0.0 <= value <= 1.0
+        assert d["num_entities"] >= 0

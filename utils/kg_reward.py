@@ -1,0 +1,90 @@
+"""The knowledge-graph consistency reward: the reasoning of each completion against the reasoning of its own reference.
+
+Both sides are reduced the same way before extraction (`utils.answers.think_text`: the `<think>` content, else the
+text before `<answer>`, else everything), so a completion's tags and final answer never count as findings. Graphs
+are compared with `rexkg.metrics.graph_scores`, the scorer the KG metric tool uses too.
+
+Reference graphs are cached (references repeat across the generations of a prompt and across epochs); the extractor
+is the process-wide one from `rexkg.get_extractor`, loaded once.
+
+>>> scorer = KGScorer(get_extractor("rules"))
+>>> details = scorer.score(["<think>Small left effusion.</think><answer>yes</answer>"],
+...                        ["<think>Small left pleural effusion.</think><answer>yes</answer>"])
+>>> round(kg_jaccard(details[0]), 3), details[0]["num_entities"]
+(0.5, 3.0)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from rexkg import KnowledgeGraph, get_extractor
+from rexkg.metrics import graph_scores
+from utils.answers import think_text
+
+# Enough for every distinct reference of a 5,000-sample sweep several times over; a rules graph is a few KB.
+DEFAULT_CACHE_SIZE = 65_536
+
+
+class KGScorer:
+    """Extracts graphs for completions and (cached) references and scores each pair.
+
+    `extractor` is any callable `list[str] -> list[KnowledgeGraph]` (a `rexkg.Extractor`).
+    """
+
+    def __init__(
+        self, extractor: Callable[[Sequence[str]], list[KnowledgeGraph]], cache_size: int = DEFAULT_CACHE_SIZE
+    ):
+        self._extract = extractor
+        self._cache_size = cache_size
+        self._reference_graphs: OrderedDict[str, KnowledgeGraph] = OrderedDict()
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def reference_graphs(self, solutions: Sequence[str]) -> list[KnowledgeGraph]:
+        """Graphs of the references' reasoning, extracting only those not cached (in one batch)."""
+        thinks = [think_text(solution) for solution in solutions]
+        missing = list(dict.fromkeys(t for t in thinks if t not in self._reference_graphs))
+        self.cache_misses += len(missing)
+        self.cache_hits += len(thinks) - len(missing)
+        if missing:
+            for text, graph in zip(missing, self._extract(missing)):
+                self._reference_graphs[text] = graph
+        graphs = []
+        for text in thinks:
+            self._reference_graphs.move_to_end(text)
+            graphs.append(self._reference_graphs[text])
+        while len(self._reference_graphs) > self._cache_size:
+            self._reference_graphs.popitem(last=False)
+        return graphs
+
+    def score(self, completions: Sequence[object], solutions: Sequence[str]) -> list[dict[str, float]]:
+        """Per completion: entity/relation precision, recall, F1 and Jaccard against its own reference, plus
+        `num_entities` (entities found in the completion's reasoning)."""
+        if len(completions) != len(solutions):
+            raise ValueError(f"{len(completions)} completions but {len(solutions)} solutions: they must pair up")
+        predicted = self._extract([think_text(completion) for completion in completions])
+        references = self.reference_graphs(solutions)
+        return [
+            {**graph_scores(pred, gold), "num_entities": float(len(pred.entities))}
+            for pred, gold in zip(predicted, references)
+        ]
+
+
+def kg_jaccard(details: dict[str, float]) -> float:
+    """`external_kg_jac`: the mean of entity and relation Jaccard (an empty-vs-empty comparison counts 1.0)."""
+    return (details["entity_jaccard"] + details["relation_jaccard"]) / 2
+
+
+def kg_f1(details: dict[str, float]) -> float:
+    """`external_kg_f1`: the mean of entity and relation F1."""
+    return (details["entity_f1"] + details["relation_f1"]) / 2
+
+
+@functools.lru_cache(maxsize=4)
+def get_kg_scorer(backend: str = "rules", model_dir: str | None = None, tokenizer_dir: str | None = None) -> KGScorer:
+    """The process-wide scorer for one extractor configuration (shared by the Jaccard and F1 rewards, so they share
+    the reference cache too)."""
+    return KGScorer(get_extractor(backend, model_dir, tokenizer_dir))
