@@ -30,10 +30,10 @@ rows = json.loads((root / "annotations/eval/valid_all_vqa.json").read_text())
 atomic_write_jsonl(out, [annotation_to_grpo_row(r, root / "images") for r in rows])
 PYEOF
 
-step "3. short GRPO run"
+step "3. short GRPO run (accuracy + KG rewards, vision LoRA only)"
 rm -rf "$OUT/grpo"
-(cd "$ROOT" && run "$SWIFT" rlhf --rlhf_type grpo --model "$MODEL_PATH" --model_type phi4_mm_native \
-  --dataset "$OUT/train.jsonl" --external_plugins "$ROOT/plugin.py" --reward_funcs format \
+(cd "$ROOT" && FREEZE_NON_VISION_PARAMS=1 run "$SWIFT" rlhf --rlhf_type grpo --model "$MODEL_PATH" --model_type phi4_mm_native \
+  --dataset "$OUT/train.jsonl" --external_plugins "$ROOT/plugin.py" --reward_funcs external_r1v_acc external_kg_jac external_format \
   --tuner_type full --torch_dtype float32 --use_vllm false --num_generations 4 --per_device_train_batch_size 4 \
   --max_completion_length 32 --max_steps "$GRPO_STEPS" --learning_rate 1e-4 --logging_steps 1 \
   --save_steps "$GRPO_STEPS" --log_completions true --report_to none --check_model false --dataset_num_proc 1 \
