@@ -18,7 +18,7 @@ _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 _THINK_OPEN = re.compile(r"<think>(.*)", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
-_TAG = re.compile(r"</?\s*(?:think|answer)\s*>", re.IGNORECASE)
+ANY_TAG = re.compile(r"</?\s*(?:think|answer)\s*>", re.IGNORECASE)
 
 
 def think_text(text: str) -> str:
@@ -32,7 +32,7 @@ def think_text(text: str) -> str:
     opened = _ANSWER_OPEN.search(text)
     head = text[: opened.start()] if opened else text
     unclosed = _THINK_OPEN.search(head)
-    return _TAG.sub(" ", unclosed.group(1) if unclosed else head).strip()
+    return ANY_TAG.sub(" ", unclosed.group(1) if unclosed else head).strip()
 
 
 def answer_span(text: str) -> str | None:
@@ -41,3 +41,34 @@ def answer_span(text: str) -> str | None:
         return None
     match = _ANSWER.search(text)
     return match.group(1).strip() if match else None
+
+
+# Sentence ends: . ! ? and their full-width forms, followed by whitespace or the end. A bare period inside a number
+# ("1.5 cm") is not a sentence end.
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)")
+_ITEM_STRIP = " \t\r\n.;:!?\"'`()[]{}"
+
+
+def first_sentence(text: str) -> str:
+    """The text up to its first sentence end (`.!?。！？` followed by a space or the end), tags removed.
+
+    >>> first_sentence("Yes. The heart is enlarged.")
+    'Yes'
+    """
+    if not isinstance(text, str):
+        return ""
+    plain = ANY_TAG.sub(" ", text).strip()
+    return _SENTENCE_END.split(plain, maxsplit=1)[0].strip()
+
+
+def answer_items(text: str) -> frozenset[str]:
+    """The comma-separated items of an answer: lowercased, inner whitespace collapsed, surrounding punctuation and
+    quotes stripped, empty items dropped.
+
+    >>> sorted(answer_items(" Left lung,right  lung. ,"))
+    ['left lung', 'right lung']
+    """
+    if not isinstance(text, str):
+        return frozenset()
+    items = (" ".join(part.split()).strip(_ITEM_STRIP).lower() for part in text.split(","))
+    return frozenset(item for item in items if item)

@@ -16,39 +16,9 @@ from __future__ import annotations
 
 import re
 
-from utils.answers import answer_span
+from utils.answers import ANY_TAG, answer_items, answer_span, first_sentence
 
-# Sentence ends: . ! ? and their full-width forms, followed by whitespace or the end. A bare period inside a number
-# ("1.5 cm") is not a sentence end.
-_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)")
-_ITEM_STRIP = " \t\r\n.;:!?\"'`()[]{}"
 _WELL_FORMED = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.DOTALL)
-_ANY_TAG = re.compile(r"</?\s*(?:think|answer)\s*>", re.IGNORECASE)
-
-
-def first_sentence(text: str) -> str:
-    """The text up to its first sentence end (`.!?。！？` followed by a space or the end), tags removed.
-
-    >>> first_sentence("Yes. The heart is enlarged.")
-    'Yes'
-    """
-    if not isinstance(text, str):
-        return ""
-    plain = _ANY_TAG.sub(" ", text).strip()
-    return _SENTENCE_END.split(plain, maxsplit=1)[0].strip()
-
-
-def answer_items(text: str) -> frozenset[str]:
-    """The comma-separated items of an answer: lowercased, inner whitespace collapsed, surrounding punctuation and
-    quotes stripped, empty items dropped.
-
-    >>> sorted(answer_items(" Left lung,right  lung. ,"))
-    ['left lung', 'right lung']
-    """
-    if not isinstance(text, str):
-        return frozenset()
-    items = (" ".join(part.split()).strip(_ITEM_STRIP).lower() for part in text.split(","))
-    return frozenset(item for item in items if item)
 
 
 def _answer_or_first_sentence(text: str) -> str:
@@ -118,4 +88,4 @@ def think_answer_format(completion: str) -> float:
     if not match:
         return 0.0
     parts = match.group("think"), match.group("answer")
-    return float(all(part.strip() and not _ANY_TAG.search(part) for part in parts))
+    return float(all(part.strip() and not ANY_TAG.search(part) for part in parts))

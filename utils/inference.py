@@ -1,0 +1,165 @@
+"""The evaluation core's model half: build an ms-swift inference engine and turn items into greedy generations.
+
+Prompts go through the model's ms-swift template (the user turn is one `<image>` per image, then the question), so
+the chat format and image tokens are the ones training used. Engines: `transformers` (ms-swift's
+TransformersEngine, batched `generate`, the default) or `vllm` (ms-swift's VllmEngine, GPU only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from utils.evaluation import EvalItem
+from utils.log import get_logger
+from utils.tokens import token_bytes, token_text
+
+logger = get_logger("inference")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to load the model (all paths as given on the command line)."""
+
+    model_path: str
+    model_type: str = "phi4_mm_native"
+    adapters: tuple[str, ...] = ()
+    backend: str = "transformers"
+    batch_size: int = 16
+    torch_dtype: str = "auto"
+    attn_impl: str = "auto"
+    dynamic_hd: int | None = None
+    device_map: str | None = None
+    vllm_kwargs: dict = field(default_factory=dict)
+
+
+def resolve_precision(torch_dtype: str, attn_impl: str) -> tuple[str, str]:
+    """`auto` means bfloat16 + flash-attention on CUDA when flash-attn imports, bfloat16 + sdpa on CUDA without it,
+    float32 + sdpa on CPU.
+
+    >>> resolve_precision("float32", "eager")
+    ('float32', 'eager')
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if torch_dtype == "auto":
+        torch_dtype = "bfloat16" if cuda else "float32"
+    if attn_impl == "auto":
+        try:
+            import flash_attn  # noqa: F401
+
+            has_flash = True
+        except ImportError:
+            has_flash = False
+        attn_impl = "flash_attention_2" if cuda and has_flash else "sdpa"
+    return torch_dtype, attn_impl
+
+
+def load_engine(config: EngineConfig):
+    """The ms-swift engine for `config` (our plugin must be installed first: `utils.eval_runner` does it)."""
+    import torch
+
+    if not os.path.isdir(config.model_path):
+        raise FileNotFoundError(f"--model_path {config.model_path}: no such checkpoint folder")
+    for adapter in config.adapters:
+        if not os.path.isdir(adapter):
+            raise FileNotFoundError(f"--adapters {adapter}: no such adapter folder")
+    dtype_name, attn_impl = resolve_precision(config.torch_dtype, config.attn_impl)
+    logger.info("loading %s (%s, %s, backend %s)", config.model_path, dtype_name, attn_impl, config.backend)
+    dtype = getattr(torch, dtype_name)
+    if config.backend == "vllm":
+        try:
+            from swift.infer_engine import VllmEngine
+        except ImportError as error:
+            raise RuntimeError(f"--infer_backend vllm needs vLLM (pip install vllm on a GPU node): {error}") from None
+        engine = VllmEngine(
+            config.model_path,
+            model_type=config.model_type,
+            torch_dtype=dtype,
+            adapters=list(config.adapters) or None,
+            max_num_seqs=config.batch_size,
+            **config.vllm_kwargs,
+        )
+    elif config.backend == "transformers":
+        from swift.infer_engine import TransformersEngine
+
+        engine = TransformersEngine(
+            config.model_path,
+            model_type=config.model_type,
+            torch_dtype=dtype,
+            attn_impl=attn_impl,
+            adapters=list(config.adapters) or None,
+            max_batch_size=config.batch_size,
+            device_map=config.device_map,
+        )
+    else:
+        raise ValueError(f"--infer_backend {config.backend!r}: choose transformers or vllm")
+    if config.dynamic_hd is not None:
+        engine.template.processor.image_processor.dynamic_hd = config.dynamic_hd
+    return engine
+
+
+def generate(
+    engine, items: Sequence[EvalItem], max_new_tokens: int = 256, logprobs: bool = False, top_k: int = 0
+) -> list[dict]:
+    """Greedy generations for `items`, in order: `generated_text`, and with `logprobs` the generated token ids,
+    their text and bytes, log-probabilities, probabilities and the `top_k` alternatives of each step."""
+    from swift.infer_engine import InferRequest, RequestConfig
+
+    requests = [
+        InferRequest(
+            messages=[{"role": "user", "content": "<image>" * len(item.image_paths) + item.annotation["question"]}],
+            images=list(item.image_paths),
+        )
+        for item in items
+    ]
+    request_config = RequestConfig(
+        max_tokens=max_new_tokens,
+        temperature=0,
+        logprobs=logprobs,
+        top_logprobs=top_k if logprobs and top_k > 0 else None,
+        return_details=logprobs,
+    )
+    responses = engine.infer(requests, request_config, use_tqdm=False)
+    tokenizer = engine.template.tokenizer
+    generations = []
+    for response in responses:
+        choice = response.choices[0]
+        generation = {"generated_text": choice.message.content or ""}
+        if logprobs:
+            generation.update(_token_details(tokenizer, choice))
+        generations.append(generation)
+    return generations
+
+
+def _token_details(tokenizer, choice) -> dict:
+    content = (choice.logprobs or {}).get("content") or []
+    ids = list(choice.token_ids or [])[: len(content)]
+    if len(ids) != len(content):
+        raise RuntimeError(f"the engine returned {len(content)} log-probs for {len(ids)} token ids")
+    pieces = token_bytes(tokenizer, ids)
+    logps = [float(entry["logprob"]) for entry in content]
+    details = {
+        "generated_token_ids": ids,
+        "generated_tokens": token_text(pieces),
+        "generated_token_bytes": [piece.hex() for piece in pieces],
+        "token_logprobs": logps,
+        "token_probabilities": [math.exp(lp) for lp in logps],
+    }
+    if any(entry.get("top_logprobs") for entry in content):
+        details["top_alternatives"] = [
+            [
+                {"token": _alternative_text(alt), "logprob": float(alt["logprob"])}
+                for alt in entry.get("top_logprobs") or []
+            ]
+            for entry in content
+        ]
+    return details
+
+
+def _alternative_text(alternative: dict) -> str:
+    raw = alternative.get("bytes")
+    return bytes(raw).decode("utf-8", errors="backslashreplace") if raw is not None else str(alternative["token"])
