@@ -190,3 +190,20 @@ def test_trainer_is_installed_through_the_mapping_and_hooks_are_checked(swift_pl
 
     with pytest.raises(RuntimeError, match="_postprocess_batch"):
         check_swift_hooks(RenamedHook)
+
+
+def test_training_plots_are_written_from_a_real_run(kg_run, tmp_path):
+    from tools.plot_training import plot_run, step_metrics
+
+    written = plot_run(kg_run, tmp_path)
+    assert sorted(p.name for p in written) == ["completion_length.png", "kl.png", "rewards.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    series = step_metrics(_read_jsonl(kg_run / "logging.jsonl"))
+    assert [step for step, _ in series["rewards/KGJaccard/entity_iou"]] == [1, 2]
+
+
+def test_plotting_a_folder_without_a_run_exits_2(tmp_path, capsys):
+    from tools.plot_training import main
+
+    assert main([str(tmp_path)]) == 2
+    assert "logging.jsonl: file not found" in capsys.readouterr().err

@@ -97,13 +97,21 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
                     steps, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.2
                 )
         else:
+            counts = None  # counts (num_entities) live on their own axis so the [0, 1] scores stay readable
             for key in sorted(k for k in series if k.startswith(f"rewards/{name}/")):
-                if key.split("/")[2] not in ("mean", "std"):
-                    steps, values = zip(*series[key])
-                    ax.plot(steps, values, marker=".", label=key.split("/")[2])
+                metric = key.split("/")[2]
+                if metric in ("mean", "std"):
+                    continue
+                target = ax
+                if metric.startswith("num_"):
+                    counts = counts or ax.twinx()
+                    target = counts
+                target.plot(*zip(*series[key]), marker=".", linestyle="--" if target is counts else "-", label=metric)
+            if counts is not None:
+                counts.legend(fontsize=8, loc="upper right")
         ax.set_title(f"{name} {'reward' if kind == 'mean' else 'sub-scores'}")
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     _save(fig, out_dir / "rewards.png")
     plt.close(fig)

@@ -1,0 +1,369 @@
+"""Evaluation: the pure core, then evaluate.py / evaluate_token_prob.py for real on the tiny model (in-process and as
+subprocesses: kill-and-resume, two gloo ranks), the HTML report, the KG metric script, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from utils.annotations import annotation_problems, load_annotations
+from utils.eval_runner import main as evaluate_main
+from utils.evaluation import ResultStream, original_correct, read_parts, strict_correct, summarize
+from utils.io import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--max_new_tokens", "12", "--batch_size", "4"]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+# --- pure core -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "answers", "original", "strict"),
+    [
+        ("<think>x</think><answer>Left</answer>", ["left"], True, True),
+        ("<answer>left, right</answer>", ["left"], True, False),  # listing both: the original metric pays
+        ("<answer>right lung, left lung</answer>", ["left lung", "right lung"], True, True),
+        ("left", ["left"], True, False),  # no <answer> span: strict says wrong
+        ("<answer>no</answer> but a large effusion", ["yes"], False, False),
+        ("<answer>nothing</answer>", ["no"], True, False),  # "no" is a substring of "nothing"
+        ("", ["no"], False, False),
+    ],
+)
+def test_original_and_strict_metrics(response, answers, original, strict):
+    assert original_correct(response, answers) is original
+    assert strict_correct(response, answers) is strict
+
+
+def test_summary_per_type_and_errors():
+    rows = [
+        {
+            "is_correct": True,
+            "is_correct_strict": True,
+            "semantic_type": "a",
+            "question_type": "q",
+            "answer_type": "x",
+        },
+        {
+            "is_correct": True,
+            "is_correct_strict": False,
+            "semantic_type": "b",
+            "question_type": "q",
+            "answer_type": "x",
+        },
+        {
+            "is_correct": False,
+            "is_correct_strict": False,
+            "semantic_type": "b",
+            "question_type": "q",
+            "answer_type": "x",
+            "error": "image not found: x.png",
+        },
+    ]
+    summary = summarize(rows)
+    assert summary["overall"] == {"num_samples": 2, "accuracy": 1.0, "accuracy_strict": 0.5}
+    assert summary["num_errors"] == 1
+    assert summary["semantic_type"]["b"]["num_samples"] == 1
+
+
+def test_result_stream_drops_a_partial_last_line(tmp_path):
+    part = tmp_path / "part-0.jsonl"
+    part.write_text('{"id": 0}\n{"id": 1}\n{"id": 2, "generat')  # killed mid-write
+    assert sorted(read_parts(tmp_path)) == [0, 1]
+    stream = ResultStream(part)
+    stream.append([{"id": 2}])
+    stream.close()
+    assert part.read_text() == '{"id": 0}\n{"id": 1}\n{"id": 2}\n'
+
+
+def test_annotation_checks_name_index_and_field(tmp_path):
+    assert annotation_problems({"question": "q", "answer": "a"}, 3) == ["index 3: field 'image_ids': missing"]
+    assert (
+        "field 'is_correct'"
+        in annotation_problems({"image_ids": ["a"], "question": "q", "answer": "a", "is_correct": "no"}, 0)[0]
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"image_ids": ["a"], "question": "q", "answer": "a"},\n {"image_ids": ["b"], "question": "q"}]')
+    with pytest.raises(InputError, match=r"bad.json: index 1: field 'answer': missing"):
+        load_annotations(bad)
+    bad.write_text('[{"image_ids": ["a"],\n "question": }]')
+    with pytest.raises(InputError, match=r"bad.json: line 2 column 14: malformed JSON"):
+        load_annotations(bad)
+
+
+# --- real runs -----------------------------------------------------------------------------------------------------
+
+
+def _split(demo_data: Path, name: str) -> Path:
+    return demo_data / "annotations" / "eval" / f"{name}_vqa.json"
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_model, demo_data, tmp_path_factory):
+    """One uninterrupted in-process evaluation of every split (the default mode)."""
+    out = tmp_path_factory.mktemp("eval")
+    code = evaluate_main(
+        ["--model_path", str(tiny_model), "--data_root", str(demo_data), "--output_dir", str(out), *FAST]
+    )
+    assert code == 0
+    return out
+
+
+def test_default_mode_writes_results_summary_and_chart(reference_run, demo_data):
+    for split in ("test_basic", "test_compare", "test_region"):
+        result = json.loads((reference_run / split / "results.json").read_text())
+        annotations = json.loads(_split(demo_data, split).read_text())
+        assert result["num_samples"] == len(annotations) == len(result["results"])
+        assert [r["id"] for r in result["results"]] == list(range(len(annotations)))
+        assert 0.0 <= result["accuracy"] <= 1.0 and "accuracy_strict" in result
+        first = result["results"][0]
+        for key in ("image_ids", "question", "answer", "explanation", "generated_text", "is_correct", "image_paths"):
+            assert key in first
+        assert all(Path(p).is_file() for p in first["image_paths"])
+        assert result["summary"]["overall"]["num_samples"] == len(annotations)
+        assert (reference_run / split / "accuracy_by_type.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_killed_run_resumes_without_duplicates_or_losses(tiny_model, demo_data, tmp_path):
+    annotation = _split(demo_data, "valid_all")
+    n = len(json.loads(annotation.read_text()))
+    args = [
+        sys.executable,
+        str(REPO / "evaluate.py"),
+        "--model_path",
+        str(tiny_model),
+        "--annotation_file",
+        str(annotation),
+        "--img_root",
+        str(demo_data / "images"),
+        "--max_new_tokens",
+        "48",
+        "--batch_size",
+        "1",
+    ]
+    killed_out, clean_out = tmp_path / "killed", tmp_path / "clean"
+    part = killed_out / "valid_all_vqa" / "parts" / "part-0.jsonl"
+    process = subprocess.Popen(
+        [*args, "--output_dir", str(killed_out)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if part.exists() and part.read_text().count("\n") >= 3:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait()
+    finished_before_kill = part.read_text().count("\n")
+    assert process.returncode == -signal.SIGKILL and 3 <= finished_before_kill < n  # really killed mid-run
+    with open(part, "a") as handle:
+        handle.write('{"id": 999, "generated_te')  # what a kill in the middle of a write leaves
+    subprocess.run([*args, "--output_dir", str(killed_out)], env=_env(), check=True, capture_output=True)
+    subprocess.run([*args, "--output_dir", str(clean_out)], env=_env(), check=True, capture_output=True)
+    resumed = json.loads((killed_out / "valid_all_vqa" / "results.json").read_text())["results"]
+    clean = json.loads((clean_out / "valid_all_vqa" / "results.json").read_text())["results"]
+    assert [r["id"] for r in resumed] == list(range(n))
+    assert [(r["id"], r["generated_text"]) for r in resumed] == [(r["id"], r["generated_text"]) for r in clean]
+
+
+def test_two_gloo_ranks_match_one_process(tiny_model, demo_data, reference_run, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        str(REPO / "evaluate.py"),
+        "--model_path",
+        str(tiny_model),
+        "--data_root",
+        str(demo_data),
+        "--splits",
+        "test_basic",
+        "test_compare",
+        "--output_dir",
+        str(tmp_path),
+        *FAST,
+    ]
+    subprocess.run(command, env=_env(), check=True, capture_output=True, timeout=300)
+    for split in ("test_basic", "test_compare"):
+        two = json.loads((tmp_path / split / "results.json").read_text())
+        one = json.loads((reference_run / split / "results.json").read_text())
+        assert two["world_size"] == 2 and sorted((tmp_path / split / "parts").glob("part-*")) != []
+        assert len(list((tmp_path / split / "parts").glob("part-*.jsonl"))) == 2
+        keys = ("id", "generated_text", "is_correct", "is_correct_strict")
+        assert [[r[k] for k in keys] for r in two["results"]] == [[r[k] for k in keys] for r in one["results"]]
+        assert two["accuracy"] == one["accuracy"]
+
+
+class _TokenSpans(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.samples: dict[int, list[str]] = {}
+        self._sample = None
+        self._in_token = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "div" and (attrs.get("id") or "").startswith("s"):
+            self._sample = int(attrs["id"][1:])
+            self.samples[self._sample] = []
+        if tag == "span" and "tok" in (attrs.get("class") or "").split():
+            self._in_token = True
+            self.samples[self._sample].append("")
+
+    def handle_endtag(self, tag):
+        if tag == "span":
+            self._in_token = False
+
+    def handle_data(self, data):
+        if self._in_token:
+            self.samples[self._sample][-1] += data
+
+
+def test_token_probabilities_and_html_report(tiny_model, demo_data, tmp_path):
+    code = evaluate_main(
+        [
+            "--model_path",
+            str(tiny_model),
+            "--data_root",
+            str(demo_data),
+            "--splits",
+            "test_basic",
+            "--output_dir",
+            str(tmp_path),
+            "--top_k",
+            "3",
+            *FAST,
+        ],
+        token_probs=True,
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "test_basic" / "results.json").read_text())["results"]
+    parser = _TokenSpans()
+    parser.feed((tmp_path / "test_basic" / "report.html").read_text())
+    assert set(parser.samples) == {r["id"] for r in results}
+    for r in results:
+        n = len(r["generated_token_ids"])
+        assert n == len(r["generated_tokens"]) == len(r["token_logprobs"]) == len(r["token_probabilities"]) > 0
+        assert all(len(alts) == 3 for alts in r["top_alternatives"])
+        assert all(0.0 < p <= 1.0 for p in r["token_probabilities"])
+        assert parser.samples[r["id"]] == r["generated_tokens"]  # every token, in order
+        text = bytes.fromhex("".join(r["generated_token_bytes"])).decode("utf-8", errors="replace")
+        assert text.startswith(r["generated_text"])  # the bytes reproduce the text (plus any end token)
+
+
+def test_kg_metric_script_reports_entities_and_relations(reference_run, tmp_path):
+    results = reference_run / "test_basic" / "results.json"
+    subprocess.run(
+        ["bash", str(REPO / "tools" / "get_kg_metric.sh"), str(results), str(tmp_path)],
+        env=_env(),
+        check=True,
+        capture_output=True,
+    )
+    metric = json.loads((tmp_path / "kg_metric.json").read_text())
+    for name in ("entity", "relation"):
+        for key in ("micro_precision", "micro_recall", "micro_f1", "macro_f1"):
+            assert 0.0 <= metric[f"{name}_{key}"] <= 1.0
+    assert metric["samples"] == json.loads(results.read_text())["num_samples"]
+
+
+# --- bad input -----------------------------------------------------------------------------------------------------
+
+
+def _annotation_copy(demo_data: Path, tmp_path: Path, edit) -> Path:
+    rows = json.loads(_split(demo_data, "test_basic").read_text())
+    edit(rows)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_missing_image_is_recorded_and_counted(tiny_model, demo_data, tmp_path, capsys):
+    path = _annotation_copy(demo_data, tmp_path, lambda rows: rows[1].update(image_ids=["no-such-image"]))
+    code = evaluate_main(
+        [
+            "--model_path",
+            str(tiny_model),
+            "--annotation_file",
+            str(path),
+            "--img_root",
+            str(demo_data / "images"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            *FAST,
+        ]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "out" / "edited" / "results.json").read_text())
+    assert result["num_errors"] == 1 and result["num_samples"] == 8
+    assert "image not found" in result["results"][1]["error"] and result["results"][1]["is_correct"] is False
+    assert result["summary"]["overall"]["num_samples"] == 7
+
+
+def test_missing_image_with_strict_stops(tiny_model, demo_data, tmp_path, capsys):
+    path = _annotation_copy(demo_data, tmp_path, lambda rows: rows[1].update(image_ids=["no-such-image"]))
+    code = evaluate_main(
+        [
+            "--model_path",
+            str(tiny_model),
+            "--annotation_file",
+            str(path),
+            "--img_root",
+            str(demo_data / "images"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--strict",
+            *FAST,
+        ]
+    )
+    assert code == 2
+    assert "edited.json: index 1: field 'image_ids': image not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '[{"image_ids": ["a"], "question": "q", "answer": "a"}, {"image_ids": ["a"], "answer": "a"}]',
+            "index 1: field 'question': missing",
+        ),
+        ('[{"image_ids": "a", "question": "q", "answer": "a"}]', "index 0: field 'image_ids'"),
+        ('{"results": []}', "expected a JSON list of annotations"),
+        ('[{"image_ids": ["a"], "question": "q", "answer": "a"},', "malformed JSON"),
+    ],
+)
+def test_bad_annotation_file_exits_2_with_one_line(content, message, tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "evaluate.py"),
+            "--model_path",
+            "unused",
+            "--annotation_file",
+            str(path),
+            "--img_root",
+            str(tmp_path),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and message in lines[0]
