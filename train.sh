@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# One GRPO job: the CheXPO-v2 recipe on a native Phi-4-MM checkpoint, through `swift rlhf` + plugin.py.
+# Every knob is an environment variable; defaults are the paper's recipe (see README "Training").
+#   MODEL_PATH=... DATASET=... ./train.sh [-- extra ms-swift arguments]
+# DRY_RUN=1 prints the resolved command without running it. RESUME=1 continues from the last checkpoint.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+MODEL_PATH="${MODEL_PATH:-$HERE/checkpoints/chex-phi4mm-sft}"
+DATA_ROOT="${DATA_ROOT:-$HERE/data/MIMIC-VQA-CoT}"
+DATASET="${DATASET:-$DATA_ROOT/annotations/hard_uniform/5000.jsonl}"
+RUN_NAME="${RUN_NAME:-$(basename "$(dirname "$DATASET")")_$(basename "$DATASET" .jsonl)}"
+OUTPUT_DIR="${OUTPUT_DIR:-$HERE/output/grpo/$RUN_NAME}"
+LR="${LR:-4e-6}"
+NUM_GENERATIONS="${NUM_GENERATIONS:-8}"
+BETA="${BETA:-0.5}"
+EPOCHS="${EPOCHS:-1}"
+MAX_STEPS="${MAX_STEPS:--1}"
+PER_DEVICE_BATCH="${PER_DEVICE_BATCH:-8}"
+GRAD_ACCUM="${GRAD_ACCUM:-1}"
+MAX_COMPLETION_LENGTH="${MAX_COMPLETION_LENGTH:-256}"
+TEMPERATURE="${TEMPERATURE:-0.9}"
+EPSILON="${EPSILON:-0.2}"
+WARMUP_RATIO="${WARMUP_RATIO:-0.1}"
+REWARD_FUNCS="${REWARD_FUNCS:-external_r1v_acc external_kg_jac}"
+REWARD_WEIGHTS="${REWARD_WEIGHTS:-}"                 # empty: every reward weighs 1 (the paper sums them)
+DYNAMIC_SAMPLE="${DYNAMIC_SAMPLE:-true}"
+MAX_RESAMPLE_TIMES="${MAX_RESAMPLE_TIMES:-4}"
+DYNAMIC_SAMPLE_MIN_STD="${DYNAMIC_SAMPLE_MIN_STD:-0.06}"  # the value the original hard-coded
+SAVE_STEPS="${SAVE_STEPS:-1000}"
+SAVE_TOTAL_LIMIT="${SAVE_TOTAL_LIMIT:-2}"
+LOGGING_STEPS="${LOGGING_STEPS:-1}"
+FREEZE_NON_VISION_PARAMS="${FREEZE_NON_VISION_PARAMS:-1}"
+FREEZE_TRAIN_LM_HEAD="${FREEZE_TRAIN_LM_HEAD:-0}"
+TUNER_TYPE="${TUNER_TYPE:-full}"                     # full + the freezing hook = vision LoRA only (README)
+MAX_LENGTH="${MAX_LENGTH:-4096}"
+TORCH_DTYPE="${TORCH_DTYPE:-auto}"                   # auto: bfloat16 on CUDA, float32 on CPU
+ATTN_IMPL="${ATTN_IMPL:-auto}"                       # auto: flash_attention_2 with CUDA + flash-attn, else sdpa
+DEEPSPEED="${DEEPSPEED:-}"                           # zero2 | zero3 | a config path
+USE_VLLM="${USE_VLLM:-false}"
+VLLM_MODE="${VLLM_MODE:-colocate}"
+NPROC_PER_NODE="${NPROC_PER_NODE:-1}"
+NNODES="${NNODES:-1}"
+NODE_RANK="${NODE_RANK:-0}"
+MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
+MASTER_PORT="${MASTER_PORT:-29500}"
+DATALOADER_WORKERS="${DATALOADER_WORKERS:-4}"
+DATASET_NUM_PROC="${DATASET_NUM_PROC:-4}"
+REPORT_TO="${REPORT_TO:-none}"
+SEED="${SEED:-42}"
+RESUME="${RESUME:-0}"
+LOG_DIR="${LOG_DIR:-$HERE/logs}"
+DRY_RUN="${DRY_RUN:-0}"
+PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
+SWIFT="${SWIFT:-$( [ -x "$HERE/.venv/bin/swift" ] && echo "$HERE/.venv/bin/swift" || echo swift )}"
+[ "${1:-}" = "--" ] && shift
+
+die() { echo "train.sh: $*" >&2; exit 2; }
+
+# Precision: bf16 + flash-attention where CUDA and flash-attn exist, else float32 + sdpa.
+if [ "$TORCH_DTYPE" = auto ] || [ "$ATTN_IMPL" = auto ]; then
+  read -r cuda flash < <("$PYTHON" - <<'PY'
+import importlib.util, torch
+print(int(torch.cuda.is_available()), int(importlib.util.find_spec("flash_attn") is not None))
+PY
+)
+  [ "$TORCH_DTYPE" = auto ] && { [ "$cuda" = 1 ] && TORCH_DTYPE=bfloat16 || TORCH_DTYPE=float32; }
+  [ "$ATTN_IMPL" = auto ] && { [ "$cuda" = 1 ] && [ "$flash" = 1 ] && ATTN_IMPL=flash_attention_2 || ATTN_IMPL=sdpa; }
+fi
+echo "train.sh: precision $TORCH_DTYPE, attention $ATTN_IMPL"
+
+case "$DEEPSPEED" in
+  "") deepspeed=() ;;
+  zero2|zero3) deepspeed=(--deepspeed "$HERE/tools/deepspeed/$DEEPSPEED.json") ;;
+  *) [ -f "$DEEPSPEED" ] || die "DEEPSPEED=$DEEPSPEED: use zero2, zero3 or a config file"; deepspeed=(--deepspeed "$DEEPSPEED") ;;
+esac
+
+resume=()
+if [ "$RESUME" = 1 ]; then
+  last="$(ls -d "$OUTPUT_DIR"/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -n 1 || true)"
+  if [ -n "$last" ]; then resume=(--resume_from_checkpoint "$last"); echo "train.sh: resuming from $last"
+  else echo "train.sh: RESUME=1 but no checkpoint in $OUTPUT_DIR: starting fresh"; fi
+fi
+
+vllm=()
+[ "$USE_VLLM" = true ] && vllm=(--vllm_mode "$VLLM_MODE")
+
+# shellcheck disable=SC2206
+reward_funcs=($REWARD_FUNCS)
+weights=()
+# shellcheck disable=SC2206
+[ -n "$REWARD_WEIGHTS" ] && weights=(--reward_weights $REWARD_WEIGHTS)
+
+env_vars=(FREEZE_NON_VISION_PARAMS="$FREEZE_NON_VISION_PARAMS" FREEZE_TRAIN_LM_HEAD="$FREEZE_TRAIN_LM_HEAD"
+          DYNAMIC_SAMPLE_MIN_STD="$DYNAMIC_SAMPLE_MIN_STD")
+if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
+  env_vars+=(NPROC_PER_NODE="$NPROC_PER_NODE" NNODES="$NNODES" NODE_RANK="$NODE_RANK" MASTER_ADDR="$MASTER_ADDR"
+             MASTER_PORT="$MASTER_PORT")
+fi
+
+cmd=("$SWIFT" rlhf --rlhf_type grpo
+  --model "$MODEL_PATH" --model_type phi4_mm_native --external_plugins "$HERE/plugin.py"
+  --dataset "$DATASET" --output_dir "$OUTPUT_DIR" --add_version false
+  --tuner_type "$TUNER_TYPE" --torch_dtype "$TORCH_DTYPE" --attn_impl "$ATTN_IMPL"
+  --reward_funcs "${reward_funcs[@]}" "${weights[@]}"
+  --learning_rate "$LR" --num_generations "$NUM_GENERATIONS" --beta "$BETA" --epsilon "$EPSILON"
+  --num_train_epochs "$EPOCHS" --max_steps "$MAX_STEPS" --warmup_ratio "$WARMUP_RATIO"
+  --per_device_train_batch_size "$PER_DEVICE_BATCH" --gradient_accumulation_steps "$GRAD_ACCUM"
+  --max_completion_length "$MAX_COMPLETION_LENGTH" --max_length "$MAX_LENGTH" --temperature "$TEMPERATURE"
+  --dynamic_sample "$DYNAMIC_SAMPLE" --max_resample_times "$MAX_RESAMPLE_TIMES"
+  --use_vllm "$USE_VLLM" "${vllm[@]}"
+  --save_steps "$SAVE_STEPS" --save_total_limit "$SAVE_TOTAL_LIMIT" --logging_steps "$LOGGING_STEPS"
+  --log_completions true --report_to "$REPORT_TO" --check_model false --seed "$SEED"
+  --dataloader_num_workers "$DATALOADER_WORKERS" --dataset_num_proc "$DATASET_NUM_PROC"
+  "${deepspeed[@]}" "${resume[@]}" "$@")
+
+printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
+[ "$DRY_RUN" = 1 ] && exit 0
+
+[ -d "$MODEL_PATH" ] || die "MODEL_PATH=$MODEL_PATH: no such checkpoint folder (convert one with tools/convert_phi4mm_checkpoint.py)"
+[ -f "$DATASET" ] || die "DATASET=$DATASET: no such file (build it with tools/sample_data.py)"
+mkdir -p "$LOG_DIR" "$OUTPUT_DIR"
+log="$LOG_DIR/train_${RUN_NAME}_$(date +%Y%m%d_%H%M%S).log"
+echo "train.sh: log $log"
+cd "$HERE"
+env "${env_vars[@]}" "${cmd[@]}" 2>&1 | tee "$log"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A GRPO sweep: SAMPLE_TYPES x DATASET_SIZES x LEARNING_RATES x NUM_GENERATIONS x BETAS, one train.sh run each.
+# Datasets are read exactly where tools/sample_data.py writes them: $DATA_ROOT/annotations/<type>/<size>.jsonl.
+# All missing datasets are listed before anything trains. A finished run leaves <output>/.done; re-running the sweep
+# skips finished runs and resumes an interrupted one from its last checkpoint. DRY_RUN=1 prints the plan.
+# Every train.sh knob (MODEL_PATH, PER_DEVICE_BATCH, NPROC_PER_NODE, DEEPSPEED, ...) passes through the environment;
+# arguments after -- go to ms-swift.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+DATA_ROOT="${DATA_ROOT:-$HERE/data/MIMIC-VQA-CoT}"
+SAMPLE_TYPES="${SAMPLE_TYPES:-hard_uniform uniform}"
+DATASET_SIZES="${DATASET_SIZES:-1000 2000 5000}"
+LEARNING_RATES="${LEARNING_RATES:-4e-6}"
+NUM_GENERATIONS="${NUM_GENERATIONS:-8}"
+BETAS="${BETAS:-0.5}"
+OUTPUT_ROOT="${OUTPUT_ROOT:-$HERE/output/sweep}"
+DRY_RUN="${DRY_RUN:-0}"
+PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
+export DATA_ROOT DRY_RUN
+
+missing=()
+for type in $SAMPLE_TYPES; do
+  for size in $DATASET_SIZES; do
+    dataset="$DATA_ROOT/annotations/$type/$size.jsonl"
+    [ -f "$dataset" ] || missing+=("$dataset")
+  done
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "train_loop.sh: ${#missing[@]} dataset(s) of the sweep are missing (build them with tools/sample_data.py):" >&2
+  printf '  %s\n' "${missing[@]}" >&2
+  exit 2
+fi
+
+summary=()
+failed=0
+for type in $SAMPLE_TYPES; do
+  for size in $DATASET_SIZES; do
+    for lr in $LEARNING_RATES; do
+      for gens in $NUM_GENERATIONS; do
+        for beta in $BETAS; do
+          name="${type}_${size}_lr${lr}_g${gens}_beta${beta}"
+          out="$OUTPUT_ROOT/$name"
+          if [ -f "$out/.done" ]; then
+            echo "== $name: finished earlier, skipped"
+            summary+=("$name=done (earlier)=$out")
+            continue
+          fi
+          resume=0
+          compgen -G "$out/checkpoint-*" >/dev/null && resume=1
+          echo "== $name$([ "$resume" = 1 ] && echo ": resuming")"
+          if RUN_NAME="$name" DATASET="$DATA_ROOT/annotations/$type/$size.jsonl" OUTPUT_DIR="$out" LR="$lr" \
+               NUM_GENERATIONS="$gens" BETA="$beta" RESUME="$resume" "$HERE/train.sh" "$@"; then
+            if [ "$DRY_RUN" = 1 ]; then
+              summary+=("$name=planned=$out")
+            else
+              touch "$out/.done"
+              summary+=("$name=done=$out")
+            fi
+          else
+            failed=$((failed + 1))
+            summary+=("$name=FAILED=$out")
+          fi
+        done
+      done
+    done
+  done
+done
+
+echo
+"$PYTHON" "$HERE/tools/sweep_summary.py" "${summary[@]}"
+[ "$failed" -eq 0 ] || { echo "train_loop.sh: $failed run(s) failed; re-run to resume them" >&2; exit 1; }

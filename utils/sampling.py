@@ -1,0 +1,141 @@
+"""Hard-example mining: training sets drawn from a pool of SFT-scored annotations (pure functions, no I/O).
+
+Sample types:
+- `uniform`: the whole pool, stratified by semantic_type x question_type x answer_type;
+- `hard_uniform`: only items the SFT model got wrong (`is_correct == false`), stratified the same way;
+- `random` / `hard_random`: the same candidates, drawn without stratification.
+
+Stratified quotas are proportional to each stratum's share of the candidates, rounded to the nearest integer, with
+the rounding error given to (or taken from) the largest stratum, as the original sampler did. A stratum that cannot
+fill its quota is an error unless `allow_short`, which takes what exists and hands the shortfall to strata with
+items to spare, in proportion to their size.
+
+>>> proportional_quotas(10, {"a": 5, "b": 3, "c": 2})
+{'a': 5, 'b': 3, 'c': 2}
+>>> proportional_quotas(4, {"a": 5, "b": 3, "c": 2})
+{'a': 2, 'b': 1, 'c': 1}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SAMPLE_TYPES = ("hard_uniform", "uniform", "hard_random", "random")
+DEFAULT_SIZES = (1000, 2000, 5000)
+DEFAULT_SEED = 42
+STRATUM_FIELDS = ("semantic_type", "question_type", "answer_type")
+
+
+def training_set_path(data_root: str | os.PathLike, sample_type: str, size: int) -> Path:
+    """Where a training set lives: `<data_root>/annotations/<sample_type>/<size>.jsonl` (what train_loop.sh reads).
+
+    >>> str(training_set_path("data/MIMIC-VQA-CoT", "hard_uniform", 1000))
+    'data/MIMIC-VQA-CoT/annotations/hard_uniform/1000.jsonl'
+    """
+    return Path(data_root) / "annotations" / sample_type / f"{size}.jsonl"
+
+
+def manifest_path(set_path: str | os.PathLike) -> Path:
+    """The manifest written next to a training set: `<size>.manifest.json`."""
+    set_path = Path(set_path)
+    return set_path.with_name(f"{set_path.stem}.manifest.json")
+
+
+class ShortPoolError(ValueError):
+    """The pool cannot fill the requested set; the message lists every short stratum."""
+
+
+def stratum_of(row: dict) -> tuple[str, str, str]:
+    """The stratum key of an annotation."""
+    return tuple(str(row[f]) for f in STRATUM_FIELDS)
+
+
+def candidates(pool: Sequence[dict], sample_type: str) -> list[dict]:
+    """The items a sample type draws from: every item, or only those with `is_correct == false` for `hard_*`."""
+    if sample_type not in SAMPLE_TYPES:
+        raise ValueError(f"unknown sample type {sample_type!r}; choose from {', '.join(SAMPLE_TYPES)}")
+    return [row for row in pool if row["is_correct"] is False] if sample_type.startswith("hard_") else list(pool)
+
+
+def proportional_quotas(size: int, counts: dict) -> dict:
+    """Quotas summing to `size`, proportional to `counts`; the rounding error goes to the largest stratum."""
+    total = sum(counts.values())
+    if total == 0:
+        return {key: 0 for key in counts}
+    quotas = {key: int(round(size * n / total)) for key, n in counts.items()}
+    largest = max(counts, key=lambda key: (counts[key], str(key)))
+    quotas[largest] += size - sum(quotas.values())
+    return quotas
+
+
+@dataclass
+class SampledSet:
+    """A drawn training set and how it was drawn."""
+
+    rows: list[dict]
+    requested_size: int
+    strata: dict = field(default_factory=dict)  # stratum -> {"available", "quota", "taken"}
+
+
+def _rng(seed: int, sample_type: str, size: int) -> random.Random:
+    # One independent, reproducible stream per (seed, type, size), so adding a size never changes the others.
+    digest = hashlib.sha256(f"{seed}:{sample_type}:{size}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def draw(pool: Sequence[dict], sample_type: str, size: int, seed: int = DEFAULT_SEED, allow_short: bool = False):
+    """Draw one training set (see the module docstring). Raises ShortPoolError when a stratum (or, unstratified,
+    the candidate set) is too small and `allow_short` is off."""
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    rng = _rng(seed, sample_type, size)
+    items = candidates(pool, sample_type)
+    by_stratum: dict[tuple, list[dict]] = defaultdict(list)
+    for row in items:
+        by_stratum[stratum_of(row)].append(row)
+    available = {key: len(rows) for key, rows in sorted(by_stratum.items())}
+    if sample_type.endswith("random"):
+        if len(items) < size and not allow_short:
+            raise ShortPoolError(f"{sample_type} {size}: only {len(items)} candidate items in the pool")
+        rows = rng.sample(items, min(size, len(items)))
+        taken = defaultdict(int)
+        for row in rows:
+            taken[stratum_of(row)] += 1
+        strata = {key: {"available": n, "quota": None, "taken": taken[key]} for key, n in available.items()}
+        return SampledSet(rows, size, strata)
+    quotas = proportional_quotas(size, available)
+    short = {key: (q, available[key]) for key, q in quotas.items() if q > available[key]}
+    if short and not allow_short:
+        listing = "; ".join(f"{'/'.join(key)} needs {q}, has {n}" for key, (q, n) in short.items())
+        total = f"; {len(items)} candidates in all" if len(items) < size else ""
+        raise ShortPoolError(
+            f"{sample_type} {size}: strata too small ({listing}{total}); use --allow-short to redistribute"
+        )
+    quotas = _redistribute(quotas, available) if short else quotas
+    rows = []
+    for key in sorted(by_stratum):
+        rows += rng.sample(by_stratum[key], quotas[key])
+    rng.shuffle(rows)
+    strata = {key: {"available": available[key], "quota": quotas[key], "taken": quotas[key]} for key in available}
+    return SampledSet(rows, size, strata)
+
+
+def _redistribute(quotas: dict, available: dict) -> dict:
+    """Cap every quota at what its stratum has and give the shortfall to strata with spare items."""
+    quotas = dict(quotas)
+    while True:
+        deficit = sum(max(0, quotas[k] - available[k]) for k in quotas)
+        if deficit == 0:
+            return quotas
+        quotas = {k: min(q, available[k]) for k, q in quotas.items()}
+        spare = {k: available[k] - quotas[k] for k in quotas if available[k] > quotas[k]}
+        if not spare:
+            return quotas  # the candidates are exhausted: the set is smaller than requested
+        for key, extra in proportional_quotas(min(deficit, sum(spare.values())), spare).items():
+            quotas[key] += extra
