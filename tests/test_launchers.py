@@ -1,0 +1,201 @@
+"""train.sh and train_loop.sh: dry-run commands for the paper's recipe, multi-GPU and DeepSpeed; a real one-step run;
+a sweep killed mid-run and resumed; the missing-dataset error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+RECIPE = (
+    "--rlhf_type grpo --model {model} --model_type phi4_mm_native --external_plugins {repo}/plugin.py "
+    "--dataset {dataset} --output_dir {output} --add_version false --tuner_type full --torch_dtype {dtype} "
+    "--attn_impl {attn} --reward_funcs external_r1v_acc external_kg_jac --learning_rate 4e-6 --num_generations 8 "
+    "--beta 0.5 --epsilon 0.2 --num_train_epochs 1 --max_steps -1 --warmup_ratio 0.1 --per_device_train_batch_size 8 "
+    "--gradient_accumulation_steps 1 --max_completion_length 256 --max_length 4096 --temperature 0.9 "
+    "--dynamic_sample true --max_resample_times 4 --use_vllm false --save_steps 1000 --save_total_limit 2 "
+    "--logging_steps 1 --log_completions true --report_to none --check_model false --seed 42 "
+    "--dataloader_num_workers 4 --dataset_num_proc 4"
+)
+
+
+def _run(script: str, env: dict, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("NPROC_PER_NODE", "NNODES", "DEEPSPEED", "RESUME")}
+    return subprocess.run(
+        ["bash", str(REPO / script), *args], capture_output=True, text=True, env={**clean, **env}, **kwargs
+    )
+
+
+def _planned_command(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("+ "))
+
+
+def _expected(dtype: str = "float32", attn: str = "sdpa", **paths) -> str:
+    defaults = {
+        "model": REPO / "checkpoints" / "chex-phi4mm-sft",
+        "dataset": REPO / "data" / "MIMIC-VQA-CoT" / "annotations" / "hard_uniform" / "5000.jsonl",
+        "output": REPO / "output" / "grpo" / "hard_uniform_5000",
+    }
+    return RECIPE.format(repo=REPO, dtype=dtype, attn=attn, **{**defaults, **paths})
+
+
+def test_dry_run_prints_the_papers_recipe():
+    completed = _run("train.sh", {"DRY_RUN": "1"})
+    assert completed.returncode == 0, completed.stderr
+    assert "precision float32, attention sdpa" in completed.stdout  # CPU: float32 + sdpa, and it says so
+    swift = REPO / ".venv" / "bin" / "swift"
+    assert _planned_command(completed.stdout) == (
+        f"+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 {swift} rlhf {_expected()}"
+    )
+
+
+def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed():
+    env = {
+        "DRY_RUN": "1",
+        "NPROC_PER_NODE": "8",
+        "NNODES": "2",
+        "NODE_RANK": "1",
+        "MASTER_ADDR": "10.0.0.1",
+        "TORCH_DTYPE": "bfloat16",
+        "ATTN_IMPL": "flash_attention_2",
+        "DEEPSPEED": "zero3",
+    }
+    completed = _run("train.sh", env, "--", "--gradient_checkpointing", "true")
+    assert completed.returncode == 0, completed.stderr
+    swift = REPO / ".venv" / "bin" / "swift"
+    config = REPO / "tools" / "deepspeed" / "zero3.json"
+    assert _planned_command(completed.stdout) == (
+        "+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 NPROC_PER_NODE=8 NNODES=2 "
+        f"NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 {swift} rlhf "
+        f"{_expected('bfloat16', 'flash_attention_2')} --deepspeed {config} --gradient_checkpointing true"
+    )
+    assert json.loads(config.read_text())["zero_optimization"]["stage"] == 3
+    zero2 = _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero2", "USE_VLLM": "true", "VLLM_MODE": "server"})
+    command = _planned_command(zero2.stdout)
+    assert f"--deepspeed {REPO / 'tools' / 'deepspeed' / 'zero2.json'}" in command
+    assert "--use_vllm true --vllm_mode server" in command
+    assert _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero9"}).returncode == 2
+
+
+def _tiny_env(tiny_model: Path, tmp_path: Path) -> dict:
+    return {
+        "MODEL_PATH": str(tiny_model),
+        "MAX_STEPS": "1",
+        "PER_DEVICE_BATCH": "4",
+        "NUM_GENERATIONS": "4",
+        "MAX_COMPLETION_LENGTH": "12",
+        "DATALOADER_WORKERS": "0",
+        "DATASET_NUM_PROC": "1",
+        "SAVE_STEPS": "1",
+        "LOG_DIR": str(tmp_path / "logs"),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+@pytest.fixture
+def sampled_root(demo_data, tmp_path) -> Path:
+    from tools.sample_data import main as sample
+
+    root = tmp_path / "data"
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").symlink_to(demo_data / "images")
+    pool = demo_data / "annotations" / "eval" / "valid_all_vqa.json"
+    assert (
+        sample(
+            [
+                "--data_root",
+                str(root),
+                "--pool",
+                str(pool),
+                "--sample_types",
+                "uniform",
+                "--sizes",
+                "8",
+                "12",
+                "--allow-short",
+            ]
+        )
+        == 0
+    )
+    return root
+
+
+def test_one_real_step_through_train_sh(tiny_model, sampled_root, tmp_path):
+    env = {
+        **_tiny_env(tiny_model, tmp_path),
+        "DATASET": str(sampled_root / "annotations" / "uniform" / "8.jsonl"),
+        "OUTPUT_DIR": str(tmp_path / "run"),
+    }
+    completed = _run("train.sh", env, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoint-1" / "vision-lora" / "adapter_model.safetensors").is_file()
+    logged = [json.loads(line) for line in (tmp_path / "run" / "logging.jsonl").read_text().splitlines()]
+    assert any("rewards/KGJaccard/mean" in row for row in logged)
+    assert "FREEZE_NON_VISION_PARAMS: 16 tensors" in completed.stdout  # the recipe's freezing hook ran
+    logs = list((tmp_path / "logs").glob("train_*.log"))
+    assert len(logs) == 1 and "global_step/max_steps" in logs[0].read_text()
+
+
+def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
+    env = {
+        **_tiny_env(tiny_model, tmp_path),
+        "DATA_ROOT": str(sampled_root),
+        "SAMPLE_TYPES": "uniform",
+        "DATASET_SIZES": "12",
+        "OUTPUT_ROOT": str(tmp_path / "sweep"),
+        "MAX_STEPS": "3",
+    }
+    run_dir = tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
+    clean = {k: v for k, v in os.environ.items() if k not in ("NPROC_PER_NODE", "NNODES", "DEEPSPEED", "RESUME")}
+    process = subprocess.Popen(
+        ["bash", str(REPO / "train_loop.sh")],
+        env={**clean, **env},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if (run_dir / "checkpoint-1").is_dir() and not (run_dir / "checkpoint-3").exists():
+            time.sleep(0.3)  # let the checkpoint finish writing
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL and not (run_dir / ".done").exists()  # really killed mid-run
+    resumed = _run("train_loop.sh", env, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert ": resuming" in resumed.stdout and "--resume_from_checkpoint" in resumed.stdout
+    assert (run_dir / ".done").exists() and (run_dir / "checkpoint-3").is_dir()
+    table = resumed.stdout.splitlines()
+    header = next(i for i, line in enumerate(table) if line.split()[:2] == ["run", "status"])
+    assert "KGJaccard" in table[header] and "R1VAccuracy" in table[header]
+    assert table[header + 1].split()[:2] == ["uniform_12_lr4e-6_g4_beta0.5", "done"]
+    again = _run("train_loop.sh", env, timeout=120)
+    assert again.returncode == 0 and "finished earlier, skipped" in again.stdout
+
+
+def test_sweep_with_missing_datasets_lists_them_all_and_trains_nothing(sampled_root, tmp_path):
+    env = {
+        "DATA_ROOT": str(sampled_root),
+        "SAMPLE_TYPES": "uniform hard_uniform",
+        "DATASET_SIZES": "8 99",
+        "OUTPUT_ROOT": str(tmp_path / "sweep"),
+    }
+    completed = _run("train_loop.sh", env)
+    assert completed.returncode == 2
+    missing = [line.strip() for line in completed.stderr.splitlines() if line.startswith("  ")]
+    root = sampled_root / "annotations"
+    assert missing == [
+        str(root / "uniform" / "99.jsonl"),
+        str(root / "hard_uniform" / "8.jsonl"),
+        str(root / "hard_uniform" / "99.jsonl"),
+    ]
+    assert not (tmp_path / "sweep").exists()
