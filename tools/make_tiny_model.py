@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.phi4mm_conversion import native_processor_files  # noqa: E402
 from utils.synthetic_cxr import corpus  # noqa: E402
 
 logger = logging.getLogger("make_tiny_model")
@@ -106,32 +107,6 @@ def build_config(tokenizer):
     )
 
 
-def processor_files(tokenizer) -> dict[str, dict]:
-    """preprocessor_config.json and processor_config.json as microsoft's native checkpoint ships them."""
-    preprocessor = {
-        "image_processor_type": "Phi4MultimodalImageProcessor",
-        "processor_class": "Phi4MultimodalProcessor",
-        "size": {"height": CROP_SIZE, "width": CROP_SIZE},
-        "patch_size": PATCH_SIZE,
-        "dynamic_hd": 36,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "do_convert_rgb": True,
-        "do_normalize": True,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "feature_extractor_type": "Phi4MultimodalFeatureExtractor",
-        "audio_compression_rate": 8,
-        "audio_downsample_rate": 1,
-        "audio_feat_stride": 1,
-        "feature_size": 80,
-        "sampling_rate": 16000,
-        "padding_value": 0.0,
-    }
-    processor = {"processor_class": "Phi4MultimodalProcessor", "image_token": "<|image|>", "audio_token": "<|audio|>"}
-    return {"preprocessor_config.json": preprocessor, "processor_config.json": processor}
-
-
 def add_vision_lora(model, output: Path, rank: int) -> None:
     """Write `vision-lora/` (PEFT layout) with non-zero B so the adapter visibly changes the model's outputs."""
     import shutil
@@ -179,7 +154,7 @@ def build(output: Path, seed: int, vocab_size: int = 1200, lora_rank: int = 4) -
     staging.mkdir(parents=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    for name, content in processor_files(tokenizer).items():
+    for name, content in native_processor_files(CROP_SIZE, PATCH_SIZE).items():
         (staging / name).write_text(json.dumps(content, indent=2) + "\n")
     add_vision_lora(model, staging, lora_rank)
     shutil.rmtree(output, ignore_errors=True)
