@@ -47,3 +47,18 @@ def annotation_to_grpo_row(
         "subject_id": row.get("subject_id"),
         "study_id": row.get("study_id"),
     }
+
+
+def annotation_to_sft_row(
+    row: dict, image_root: str | os.PathLike, relative_to: str | os.PathLike | None = None
+) -> dict:
+    """The GRPO row plus the reference explanation as the assistant turn: a supervised (SFT) training row.
+
+    >>> row = {"image_ids": ["a"], "question": "Q?", "answer": "no",
+    ...        "explanation": "<think>x</think><answer>no</answer>"}
+    >>> annotation_to_sft_row(row, "/img")["messages"][1]
+    {'role': 'assistant', 'content': '<think>x</think><answer>no</answer>'}
+    """
+    sft = annotation_to_grpo_row(row, image_root, relative_to)
+    sft["messages"] = [*sft["messages"], {"role": "assistant", "content": row["explanation"]}]
+    return sft
