@@ -77,7 +77,11 @@ esac
 
 resume=()
 if [ "$RESUME" = 1 ]; then
-  last="$(ls -d "$OUTPUT_DIR"/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -n 1 || true)"
+  # the newest complete checkpoint: a kill during saving leaves one without trainer_state.json (written last)
+  last=""
+  for checkpoint in $(ls -d "$OUTPUT_DIR"/checkpoint-* 2>/dev/null | sort -t- -k2 -n -r || true); do
+    [ -f "$checkpoint/trainer_state.json" ] && { last="$checkpoint"; break; }
+  done
   if [ -n "$last" ]; then resume=(--resume_from_checkpoint "$last"); echo "train.sh: resuming from $last"
   else echo "train.sh: RESUME=1 but no checkpoint in $OUTPUT_DIR: starting fresh"; fi
 fi

@@ -150,7 +150,7 @@ def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
         "SAMPLE_TYPES": "uniform",
         "DATASET_SIZES": "12",
         "OUTPUT_ROOT": str(tmp_path / "sweep"),
-        "MAX_STEPS": "3",
+        "MAX_STEPS": "6",
     }
     run_dir = tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
     clean = {k: v for k, v in os.environ.items() if k not in ("NPROC_PER_NODE", "NNODES", "DEEPSPEED", "RESUME")}
@@ -163,8 +163,7 @@ def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
     )
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if (run_dir / "checkpoint-1").is_dir() and not (run_dir / "checkpoint-3").exists():
-            time.sleep(0.3)  # let the checkpoint finish writing
+        if (run_dir / "checkpoint-1" / "trainer_state.json").is_file():  # the trainer writes it last
             os.killpg(process.pid, signal.SIGKILL)
             break
         time.sleep(0.05)
@@ -173,7 +172,7 @@ def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
     resumed = _run("train_loop.sh", env, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert ": resuming" in resumed.stdout and "--resume_from_checkpoint" in resumed.stdout
-    assert (run_dir / ".done").exists() and (run_dir / "checkpoint-3").is_dir()
+    assert (run_dir / ".done").exists() and (run_dir / "checkpoint-6").is_dir()
     table = resumed.stdout.splitlines()
     header = next(i for i, line in enumerate(table) if line.split()[:2] == ["run", "status"])
     assert "KGJaccard" in table[header] and "R1VAccuracy" in table[header]
