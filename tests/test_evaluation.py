@@ -367,3 +367,37 @@ def test_bad_annotation_file_exits_2_with_one_line(content, message, tmp_path):
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and message in lines[0]
+
+
+def test_scored_log_probs_match_the_engines_own(tiny_model, demo_data, swift_plugin):
+    """The token-probability export scores prompt + generated ids in one forward pass; it must agree with the
+    log-probs ms-swift's engine computes step by step during generation (mixed prompt lengths: 1 and 2 images)."""
+    import torch
+    from swift.infer_engine import InferRequest, RequestConfig
+
+    from utils.annotations import load_annotations
+    from utils.evaluation import build_items
+    from utils.inference import EngineConfig, generate, load_engine
+
+    items = []
+    for split in ("test_basic", "test_compare"):
+        items += build_items(load_annotations(_split(demo_data, split)), demo_data / "images")[:3]
+    engine = load_engine(
+        EngineConfig(model_path=str(tiny_model), batch_size=8, torch_dtype="float32", attn_impl="sdpa")
+    )
+    ours = generate(engine, items, max_new_tokens=10, logprobs=True, top_k=3)
+    requests = [
+        InferRequest(
+            messages=[{"role": "user", "content": "<image>" * len(i.image_paths) + i.annotation["question"]}],
+            images=list(i.image_paths),
+        )
+        for i in items
+    ]
+    config = RequestConfig(max_tokens=10, temperature=0, logprobs=True, top_logprobs=3, return_details=True)
+    for mine, response in zip(ours, engine.infer(requests, config, use_tqdm=False)):
+        choice = response.choices[0]
+        assert mine["generated_token_ids"] == list(choice.token_ids)
+        theirs = [entry["logprob"] for entry in choice.logprobs["content"]]
+        assert torch.allclose(torch.tensor(mine["token_logprobs"]), torch.tensor(theirs), atol=1e-4)
+        for step, entry in zip(mine["top_alternatives"], choice.logprobs["content"]):
+            assert [round(a["logprob"], 4) for a in step] == [round(a["logprob"], 4) for a in entry["top_logprobs"]]

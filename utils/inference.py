@@ -106,7 +106,12 @@ def generate(
     engine, items: Sequence[EvalItem], max_new_tokens: int = 256, logprobs: bool = False, top_k: int = 0
 ) -> list[dict]:
     """Greedy generations for `items`, in order: `generated_text`, and with `logprobs` the generated token ids,
-    their text and bytes, log-probabilities, probabilities and the `top_k` alternatives of each step."""
+    their text and bytes, log-probabilities, probabilities and the `top_k` alternatives of each step.
+
+    With the transformers engine, log-probs come from one scoring forward pass over prompt + generated ids per
+    batch (`score_tokens`) rather than from the engine's per-step log-prob formatting, which costs Python work per
+    token and per alternative; the two agree to float precision (tested). vLLM returns its own log-probs.
+    """
     from swift.infer_engine import InferRequest, RequestConfig
 
     requests = [
@@ -116,32 +121,83 @@ def generate(
         )
         for item in items
     ]
+    rescore = logprobs and hasattr(engine, "model")  # TransformersEngine; VllmEngine has no in-process model
+    engine_logprobs = logprobs and not rescore
     request_config = RequestConfig(
         max_tokens=max_new_tokens,
         temperature=0,
-        logprobs=logprobs,
-        top_logprobs=top_k if logprobs and top_k > 0 else None,
+        logprobs=engine_logprobs,
+        top_logprobs=top_k if engine_logprobs and top_k > 0 else None,
         return_details=logprobs,
     )
-    responses = engine.infer(requests, request_config, use_tqdm=False)
+    responses = engine.infer(requests, request_config, use_tqdm=False) if requests else []
     tokenizer = engine.template.tokenizer
-    generations = []
-    for response in responses:
-        choice = response.choices[0]
-        generation = {"generated_text": choice.message.content or ""}
-        if logprobs:
-            generation.update(_token_details(tokenizer, choice))
-        generations.append(generation)
+    generations = [{"generated_text": response.choices[0].message.content or ""} for response in responses]
+    if rescore and requests:
+        token_ids = [list(response.choices[0].token_ids or []) for response in responses]
+        for generation, ids, scored in zip(generations, token_ids, score_tokens(engine, requests, token_ids, top_k)):
+            generation.update(_token_details(tokenizer, ids, *scored))
+    elif engine_logprobs:
+        for generation, response in zip(generations, responses):
+            choice = response.choices[0]
+            content = (choice.logprobs or {}).get("content") or []
+            ids = list(choice.token_ids or [])[: len(content)]
+            if len(ids) != len(content):
+                raise RuntimeError(f"the engine returned {len(content)} log-probs for {len(ids)} token ids")
+            alternatives = [
+                [(_alternative_text(alt), float(alt["logprob"])) for alt in entry.get("top_logprobs") or []]
+                for entry in content
+            ]
+            logps = [float(entry["logprob"]) for entry in content]
+            generation.update(_token_details(tokenizer, ids, logps, alternatives if top_k > 0 else None))
     return generations
 
 
-def _token_details(tokenizer, choice) -> dict:
-    content = (choice.logprobs or {}).get("content") or []
-    ids = list(choice.token_ids or [])[: len(content)]
-    if len(ids) != len(content):
-        raise RuntimeError(f"the engine returned {len(content)} log-probs for {len(ids)} token ids")
+def score_tokens(engine, requests, token_ids: list[list[int]], top_k: int = 0):
+    """Per request: (log-probs of `token_ids` given the prompt, top-k alternatives as (text, log-prob) pairs or
+    None), from one forward pass of the engine's model over prompt + tokens (temperature 1, as greedy decoding)."""
+    import inspect
+
+    import torch
+    from swift.utils import to_device
+
+    template, model = engine.template, engine.model
+    template.set_mode("transformers")
+    encoded = []
+    for request, ids in zip(requests, token_ids):
+        row = template.encode(request)
+        row["input_ids"] = list(row["input_ids"]) + list(ids)
+        encoded.append(row)
+    batch = to_device(template.data_collator(encoded), model.device)
+    accepted = inspect.signature(model.forward).parameters
+    mask = batch["attention_mask"]
+    total = mask.shape[1]
+    # Each row ends at its last attended position (left or right padding); its tokens are the last len(ids) there.
+    ends = [int(row.nonzero().max()) + 1 for row in mask]
+    keep = max(1, total - min(end - len(ids) - 1 for end, ids in zip(ends, token_ids)))
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k in accepted}, logits_to_keep=keep).logits
+    results = []
+    for row, (end, ids) in enumerate(zip(ends, token_ids)):
+        if not ids:
+            results.append(([], [] if top_k > 0 else None))
+            continue
+        first = keep - (total - (end - len(ids) - 1))
+        step_logps = torch.log_softmax(logits[row, first : first + len(ids)].float(), dim=-1)
+        chosen = step_logps.gather(1, torch.tensor(ids, device=step_logps.device)[:, None]).squeeze(1).tolist()
+        alternatives = None
+        if top_k > 0:
+            values, indices = step_logps.topk(top_k, dim=-1)
+            texts = token_text(token_bytes(template.tokenizer, [i for step in indices.tolist() for i in step]))
+            alternatives = [
+                list(zip(texts[step * top_k : (step + 1) * top_k], vals)) for step, vals in enumerate(values.tolist())
+            ]
+        results.append((chosen, alternatives))
+    return results
+
+
+def _token_details(tokenizer, ids: list[int], logps: list[float], alternatives) -> dict:
     pieces = token_bytes(tokenizer, ids)
-    logps = [float(entry["logprob"]) for entry in content]
     details = {
         "generated_token_ids": ids,
         "generated_tokens": token_text(pieces),
@@ -149,13 +205,9 @@ def _token_details(tokenizer, choice) -> dict:
         "token_logprobs": logps,
         "token_probabilities": [math.exp(lp) for lp in logps],
     }
-    if any(entry.get("top_logprobs") for entry in content):
+    if alternatives is not None:
         details["top_alternatives"] = [
-            [
-                {"token": _alternative_text(alt), "logprob": float(alt["logprob"])}
-                for alt in entry.get("top_logprobs") or []
-            ]
-            for entry in content
+            [{"token": text, "logprob": float(lp)} for text, lp in step] for step in alternatives
         ]
     return details
 

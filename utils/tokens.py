@@ -34,21 +34,38 @@ def _bytes_to_unicode() -> dict[int, str]:
 _BYTE_DECODER = {char: byte for byte, char in _bytes_to_unicode().items()}
 
 
+class _TokenTable:
+    """Per-tokenizer memo of id -> bytes (token bytes never change; the export asks for the same ids many times)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        # transformers rebuilds `added_tokens_decoder` on every access: read it once
+        self.added = {int(i): token.content for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items()}
+        self.bytes: dict[int, bytes] = {}
+
+    def lookup(self, token_ids: list[int]) -> list[bytes]:
+        missing = [i for i in dict.fromkeys(token_ids) if i not in self.bytes]
+        if missing:
+            for token_id, piece in zip(missing, self.tokenizer.convert_ids_to_tokens(missing)):
+                if token_id in self.added:
+                    self.bytes[token_id] = self.added[token_id].encode("utf-8")
+                elif piece is not None and all(char in _BYTE_DECODER for char in piece):
+                    self.bytes[token_id] = bytes(_BYTE_DECODER[char] for char in piece)
+                else:
+                    self.bytes[token_id] = self.tokenizer.decode([token_id]).encode("utf-8")
+        return [self.bytes[i] for i in token_ids]
+
+
+_TABLES: dict[int, _TokenTable] = {}
+
+
 def token_bytes(tokenizer, token_ids: Sequence[int]) -> list[bytes]:
     """The exact bytes of each token id (see the module docstring); `b"".join(...)` of a generated sequence
     without special tokens is its UTF-8 text."""
-    special = {int(i): token.content for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items()}
-    pieces = tokenizer.convert_ids_to_tokens([int(i) for i in token_ids])
-    result = []
-    for token_id, piece in zip(token_ids, pieces):
-        token_id = int(token_id)
-        if token_id in special:
-            result.append(special[token_id].encode("utf-8"))
-        elif piece is not None and all(char in _BYTE_DECODER for char in piece):
-            result.append(bytes(_BYTE_DECODER[char] for char in piece))
-        else:
-            result.append(tokenizer.decode([token_id]).encode("utf-8"))
-    return result
+    table = _TABLES.get(id(tokenizer))
+    if table is None or table.tokenizer is not tokenizer:
+        table = _TABLES[id(tokenizer)] = _TokenTable(tokenizer)
+    return table.lookup([int(i) for i in token_ids])
 
 
 def token_text(pieces: Sequence[bytes]) -> list[str]:
