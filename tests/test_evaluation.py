@@ -284,30 +284,18 @@ def test_kg_metric_script_reports_entities_and_relations(reference_run, tmp_path
 # --- bad input -----------------------------------------------------------------------------------------------------
 
 
-def _annotation_copy(demo_data: Path, tmp_path: Path, edit) -> Path:
+def _evaluate_with_a_missing_image(tiny_model: Path, demo_data: Path, tmp_path: Path, *extra: str) -> int:
+    """Evaluate test_basic with row 1 pointing at an image that does not exist (file `edited.json`)."""
     rows = json.loads(_split(demo_data, "test_basic").read_text())
-    edit(rows)
+    rows[1]["image_ids"] = ["no-such-image"]
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(rows))
-    return path
+    args = ["--model_path", str(tiny_model), "--annotation_file", str(path), "--img_root", str(demo_data / "images")]
+    return evaluate_main([*args, "--output_dir", str(tmp_path / "out"), *FAST, *extra])
 
 
-def test_missing_image_is_recorded_and_counted(tiny_model, demo_data, tmp_path, capsys):
-    path = _annotation_copy(demo_data, tmp_path, lambda rows: rows[1].update(image_ids=["no-such-image"]))
-    code = evaluate_main(
-        [
-            "--model_path",
-            str(tiny_model),
-            "--annotation_file",
-            str(path),
-            "--img_root",
-            str(demo_data / "images"),
-            "--output_dir",
-            str(tmp_path / "out"),
-            *FAST,
-        ]
-    )
-    assert code == 0
+def test_missing_image_is_recorded_and_counted(tiny_model, demo_data, tmp_path):
+    assert _evaluate_with_a_missing_image(tiny_model, demo_data, tmp_path) == 0
     result = json.loads((tmp_path / "out" / "edited" / "results.json").read_text())
     assert result["num_errors"] == 1 and result["num_samples"] == 8
     assert "image not found" in result["results"][1]["error"] and result["results"][1]["is_correct"] is False
@@ -315,22 +303,7 @@ def test_missing_image_is_recorded_and_counted(tiny_model, demo_data, tmp_path, 
 
 
 def test_missing_image_with_strict_stops(tiny_model, demo_data, tmp_path, capsys):
-    path = _annotation_copy(demo_data, tmp_path, lambda rows: rows[1].update(image_ids=["no-such-image"]))
-    code = evaluate_main(
-        [
-            "--model_path",
-            str(tiny_model),
-            "--annotation_file",
-            str(path),
-            "--img_root",
-            str(demo_data / "images"),
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--strict",
-            *FAST,
-        ]
-    )
-    assert code == 2
+    assert _evaluate_with_a_missing_image(tiny_model, demo_data, tmp_path, "--strict") == 2
     assert "edited.json: index 1: field 'image_ids': image not found" in capsys.readouterr().err
 
 
