@@ -30,6 +30,7 @@ from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
 from swift.trainers import TrainerFactory
 
 from swift_patches.freezing import FreezeConfig, freeze_non_vision
+from swift_patches.phi4mm import inactive_vision_lora
 from utils.env import env_float
 from utils.log import get_logger
 from utils.tokens import token_bytes, token_text
@@ -91,6 +92,13 @@ class CheXGRPOTrainer(GRPOTrainer):
     def __init__(self, model=None, ref_model=None, reward_model=None, reward_funcs=None, *args, **kwargs):
         template = kwargs["template"]
         check_token_log_layout(kwargs["args"].log_completions, template.padding_free, template.sequence_parallel_size)
+        if model is not None and inactive_vision_lora(model):
+            raise ValueError(
+                "the model's vision LoRA (vision-lora/) is switched off: a PEFT tuner (--tuner_type lora) wrapped the "
+                "model and activated only its own adapter, so the policy would train and generate without the SFT'd "
+                "vision LoRA. Use --tuner_type full with FREEZE_NON_VISION_PARAMS=1 (the recipe), or "
+                "PHI4MM_VISION_LORA=0 to train a new LoRA on the bare base model."
+            )
         super().__init__(model, ref_model, reward_model, reward_funcs, *args, **kwargs)
         self.dynamic_sample_min_std = env_float("DYNAMIC_SAMPLE_MIN_STD", 0.0)
         freeze = FreezeConfig.from_env()

@@ -64,6 +64,15 @@ def save_native_layout(model, save_directory, state_dict=None, **kwargs) -> None
         model._hf_peft_config_loaded = True
 
 
+def inactive_vision_lora(model) -> bool:
+    """True when the model carries our `vision` LoRA but it is not active, which happens when a PEFT tuner
+    (`--tuner_type lora`) wraps the model and activates only its own adapter."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and VISION_ADAPTER in m.lora_A]
+    return bool(layers) and any(VISION_ADAPTER not in m.active_adapters for m in layers)
+
+
 def suppress_placeholder_tokens(model) -> None:
     """Never sample `<|image|>` / `<|audio|>`: the native model runs its image embedding whenever an image token is
     in `input_ids`, so a sampled one crashes generation at the next decoding step (no image sizes are passed

@@ -374,3 +374,61 @@ def test_scored_log_probs_match_the_engines_own(tiny_model, demo_data, swift_plu
         assert torch.allclose(torch.tensor(mine["token_logprobs"]), torch.tensor(theirs), atol=1e-4)
         for step, entry in zip(mine["top_alternatives"], choice.logprobs["content"]):
             assert [round(a["logprob"], 4) for a in step] == [round(a["logprob"], 4) for a in entry["top_logprobs"]]
+
+
+def test_lora_adapter_checkpoints_are_applied(tiny_model, demo_data, swift_plugin, tmp_path):
+    """`--adapters`: a LoRA checkpoint trained by ms-swift on top of the tiny model is loaded next to the model's
+    own vision LoRA, and evaluation runs with it."""
+    from swift import SftArguments, sft_main
+
+    from utils.grpo_rows import annotation_to_sft_row
+    from utils.inference import EngineConfig, load_engine
+    from utils.io import atomic_write_jsonl
+
+    rows = json.loads(_split(demo_data, "valid_all").read_text())[:16]
+    atomic_write_jsonl(tmp_path / "sft.jsonl", [annotation_to_sft_row(r, demo_data / "images") for r in rows])
+    sft_main(
+        SftArguments(
+            model=str(tiny_model),
+            model_type="phi4_mm_native",
+            dataset=[str(tmp_path / "sft.jsonl")],
+            tuner_type="lora",
+            torch_dtype="float32",
+            max_steps=2,
+            per_device_train_batch_size=8,
+            learning_rate=1e-2,
+            save_steps=2,
+            output_dir=str(tmp_path / "lora"),
+            add_version=False,
+            check_model=False,
+            dataset_num_proc=1,
+            dataloader_num_workers=0,
+            report_to=["none"],
+            gradient_checkpointing=False,
+        )
+    )
+    adapter = tmp_path / "lora" / "checkpoint-2"
+    engine = load_engine(
+        EngineConfig(model_path=str(tiny_model), adapters=(str(adapter),), torch_dtype="float32", attn_impl="sdpa")
+    )
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in engine.model.modules() if isinstance(m, LoraLayer)]
+    assert layers and all(sorted(m.active_adapters) == ["default", "vision"] for m in layers)  # both applied
+    code = evaluate_main(
+        [
+            "--model_path",
+            str(tiny_model),
+            "--adapters",
+            str(adapter),
+            "--data_root",
+            str(demo_data),
+            "--splits",
+            "test_basic",
+            "--output_dir",
+            str(tmp_path / "eval"),
+            *FAST,
+        ]
+    )
+    assert code == 0
+    assert json.loads((tmp_path / "eval" / "test_basic" / "results.json").read_text())["adapters"] == [str(adapter)]

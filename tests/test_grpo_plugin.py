@@ -207,3 +207,13 @@ def test_plotting_a_folder_without_a_run_exits_2(tmp_path, capsys):
 
     assert main([str(tmp_path)]) == 2
     assert "logging.jsonl: file not found" in capsys.readouterr().err
+
+
+def test_a_lora_tuner_that_switches_off_the_vision_lora_is_refused(tiny_model, train_rows, swift_plugin, tmp_path):
+    from swift import rlhf_main
+
+    args = grpo_arguments(
+        tiny_model, train_rows, tmp_path, [str(swift_plugin)], ["external_r1v_acc"], tuner_type="lora"
+    )
+    with pytest.raises(ValueError, match="vision LoRA .* is switched off"):
+        rlhf_main(args)

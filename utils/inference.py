@@ -99,7 +99,23 @@ def load_engine(config: EngineConfig):
         raise ValueError(f"--infer_backend {config.backend!r}: choose transformers or vllm")
     if config.dynamic_hd is not None:
         engine.template.processor.image_processor.dynamic_hd = config.dynamic_hd
+    if config.adapters and config.backend == "transformers":
+        activate_all_adapters(engine.model)
     return engine
+
+
+def activate_all_adapters(model) -> list[str]:
+    """Make every LoRA adapter of `model` active at once and return their names.
+
+    PEFT activates only the adapter it loads last: `--adapters` on top of our loader's `vision` adapter would
+    silently switch the model's own vision LoRA off."""
+    from peft.tuners.lora import LoraLayer
+
+    names = sorted({name for module in model.modules() if isinstance(module, LoraLayer) for name in module.lora_A})
+    if names and hasattr(model, "base_model") and hasattr(model.base_model, "set_adapter"):
+        model.base_model.set_adapter(names)
+        logger.info("active adapters: %s", ", ".join(names))
+    return names
 
 
 def generate(
