@@ -170,9 +170,9 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 
 
 def _tokens(text: str, start: int, end: int) -> list[_Token]:
-    make = _Token._make
+    new = tuple.__new__  # _Token._make without its Python frame: this runs once per word
     return [
-        make((word, word.lower(), m.start(), m.end()))
+        new(_Token, (word, word.lower(), m.start(), m.end()))
         for m in _TOKEN.finditer(text, start, end)
         for word in (m.group(),)
     ]
@@ -185,6 +185,12 @@ def _matches_at(tokens: list[_Token], i: int, phrases: dict[str, list[tuple[str,
         if i + n <= len(tokens) and all(tokens[i + k].lower == phrase[k] for k in range(1, n)):
             return n
     return 0
+
+
+# word -> lexicon kind (or None), the per-token lookup of `_mentions` without a function call
+_WORD_KINDS: dict[str, str | None] = {}
+_WORD_KINDS_LIMIT = 1 << 16
+_UNSEEN = object()
 
 
 def _mentions(text: str, tokens: list[_Token], start: int, end: int) -> list[_Mention]:
@@ -209,7 +215,11 @@ def _mentions(text: str, tokens: list[_Token], start: int, end: int) -> list[_Me
                     kind, width = MULTIWORD[words], n
                     break
         if width == 1:
-            kind = lookup((token.lower,))
+            kind = _WORD_KINDS.get(token.lower, _UNSEEN)
+            if kind is _UNSEEN:
+                if len(_WORD_KINDS) >= _WORD_KINDS_LIMIT:  # model output can invent any number of words
+                    _WORD_KINDS.clear()
+                kind = _WORD_KINDS[token.lower] = lookup((token.lower,))
         if kind is not None:
             mentions.append(_Mention(kind, i, i + width - 1, token.start, tokens[i + width - 1].end))
         i += width
@@ -349,6 +359,8 @@ def _located_at(index: int, mentions: list[_Mention], tokens: list[_Token]) -> l
 def _suggestive(mentions: list[_Mention], tokens: list[_Token]) -> list[tuple[int, int]]:
     pairs = []
     for i in range(len(tokens)):
+        if tokens[i].lower not in _SUGGESTIVE:  # the common case, without a call
+            continue
         n = _matches_at(tokens, i, _SUGGESTIVE)
         if not n:
             continue

@@ -12,6 +12,7 @@ from a finding to what it suggests (`suggestive_of`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 ENTITY_TYPES = (
     "size",
@@ -26,9 +27,8 @@ ENTITY_TYPES = (
 RELATION_TYPES = ("located_at", "suggestive_of", "modify")
 
 
-@dataclass(frozen=True)
-class Entity:
-    """A typed span of the input text."""
+class Entity(NamedTuple):
+    """A typed span of the input text (an immutable named tuple: extraction builds many of them)."""
 
     text: str
     type: str
@@ -36,8 +36,7 @@ class Entity:
     end: int
 
 
-@dataclass(frozen=True)
-class Relation:
+class Relation(NamedTuple):
     """A typed edge between two entities of the same graph."""
 
     source: Entity
