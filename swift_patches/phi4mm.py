@@ -14,9 +14,11 @@ on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import types
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,6 +111,23 @@ class Phi4MMNativeLoader(ModelLoader):
         return model
 
 
+# Entries of the per-template image-feature memo: enough for a batch of 16 two-image prompts.
+IMAGE_FEATURE_CACHE_SIZE = 32
+
+
+def _images_key(images: list, settings: tuple) -> bytes | None:
+    """A digest of the images' pixels, mode and size plus the processing settings; None for non-PIL inputs."""
+    from PIL import Image
+
+    if not all(isinstance(image, Image.Image) for image in images):
+        return None
+    digest = hashlib.blake2b(repr(settings).encode(), digest_size=16)
+    for image in images:
+        digest.update(f"{image.mode}{image.size}".encode())
+        digest.update(image.tobytes())
+    return digest.digest()
+
+
 class Phi4MMNativeTemplate(Template):
     """Image-only template: one `<image>` tag becomes that image's run of `<|image|>` tokens."""
 
@@ -130,11 +149,7 @@ class Phi4MMNativeTemplate(Template):
         encoded = super()._encode(inputs)
         if not inputs.images:
             return encoded
-        image_processor = self.processor.image_processor
-        features = image_processor(inputs.images, return_tensors="pt")
-        features.pop("num_img_tokens", None)
-        crop_size = getattr(image_processor, "crop_size", None) or image_processor.size["height"]
-        counts = image_token_counts(features, crop_size)
+        features, counts = self._image_features(inputs.images)
         image_token_id = self.processor.tokenizer.convert_tokens_to_ids("<|image|>")
         positions = findall(encoded["input_ids"], -100)
         if len(positions) != len(counts):
@@ -148,6 +163,30 @@ class Phi4MMNativeTemplate(Template):
         )
         encoded.update({key: features[key] for key in IMAGE_KEYS})
         return encoded
+
+    def _image_features(self, images: list) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """Processed features and token counts of one sample's images, memoised by pixel content.
+
+        GRPO encodes a prompt's images once for the rollout and again for every one of its completions, and the
+        token-probability export encodes a batch again to score it: the same pixels, processed once. The cache is
+        small (a few batches) and hands out copies, so nothing downstream can alter a cached tensor.
+        """
+        image_processor = self.processor.image_processor
+        crop_size = getattr(image_processor, "crop_size", None) or image_processor.size["height"]
+        key = _images_key(images, (crop_size, getattr(image_processor, "dynamic_hd", None)))
+        cache = self.__dict__.setdefault("_image_feature_cache", OrderedDict())
+        if key is not None and key in cache:
+            cache.move_to_end(key)
+            features, counts = cache[key]
+        else:
+            processed = image_processor(images, return_tensors="pt")
+            features = {k: processed[k] for k in IMAGE_KEYS}
+            counts = image_token_counts(features, crop_size)
+            if key is not None:
+                cache[key] = (features, counts)
+                while len(cache) > IMAGE_FEATURE_CACHE_SIZE:
+                    cache.popitem(last=False)
+        return {k: v.clone() for k, v in features.items()}, list(counts)
 
     def _data_collator(self, batch: list[dict[str, Any]], *, padding_to: int | None = None) -> dict[str, Any]:
         result = super()._data_collator(batch, padding_to=padding_to)

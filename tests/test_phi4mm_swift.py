@@ -91,3 +91,23 @@ def test_two_step_grpo_writes_loadable_checkpoint(tiny_model, demo_data, swift_p
     key = "base_model.model." + name.replace(".vision", "")
     assert torch.equal(trained[name].detach(), lora_after[key])
     assert engine.infer(_requests(demo_data, "test_basic_vqa", 1), RequestConfig(max_tokens=4), use_tqdm=False)
+
+
+def test_image_features_are_processed_once_per_content_and_handed_out_as_copies(tiny_model, demo_data, swift_plugin):
+    from swift.infer_engine import TransformersEngine
+
+    engine = TransformersEngine(str(tiny_model), model_type="phi4_mm_native", torch_dtype=torch.float32)
+    template = engine.template
+    template.set_mode("transformers")
+    request = _requests(demo_data, "test_compare_vqa", 1)[0]
+    first = template.encode(request)
+    cache = template._image_feature_cache
+    assert len(cache) == 1
+    with torch.inference_mode():  # ms-swift encodes under inference mode
+        first["image_pixel_values"].add_(1.0)  # a consumer that writes into its inputs must not reach the cache
+    second = template.encode(request)
+    assert len(cache) == 1 and second["input_ids"] == first["input_ids"]
+    assert torch.equal(second["image_pixel_values"] + 1.0, first["image_pixel_values"])
+    template.processor.image_processor.dynamic_hd = 1  # different processing settings: a different entry
+    third = template.encode(request)
+    assert len(cache) == 2 and third["image_pixel_values"].shape[2] <= second["image_pixel_values"].shape[2]
