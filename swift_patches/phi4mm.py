@@ -7,8 +7,10 @@ on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `
 - the loader builds the processor (transformers' image processor when torchvision imports, else the
   torchvision-free one) and attaches the checkpoint's `vision-lora/` PEFT folder as adapter `vision`, which is how
   the remote-code model always ran (its vision LoRA is part of the model). `PHI4MM_VISION_LORA=0` skips it.
+  Sampling never emits `<|image|>` / `<|audio|>` (see `suppress_placeholder_tokens`).
 - the template expands each `<image>` into that image's `<|image|>` tokens and passes `image_pixel_values`,
-  `image_sizes`, `image_attention_mask`; the collator pads the crop dimension across a batch.
+  `image_sizes`, `image_attention_mask` (processed features memoised by pixel content); the collator pads the crop
+  dimension across a batch.
 - audio is not wired up: an audio input raises a clear error instead of being dropped.
 """
 
