@@ -10,8 +10,6 @@ looked up through their singular; abbreviations map to the type of what they abb
 
 from __future__ import annotations
 
-import functools
-
 ANATOMY = set(
     """
 lung lungs pleural pleura costophrenic angle angles hemithorax hemithoraces retrocardiac region regions zone zones
@@ -142,7 +140,6 @@ def _singular(word: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=1 << 16)  # hot path: one call per token
 def lookup(words: tuple[str, ...]) -> str | None:
     """Kind of a lowercase word sequence: anatomy, disorder, device, procedure, concept, or None.
 

@@ -10,6 +10,10 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.training_logs import read_training_log, reward_means, step_metrics  # noqa: E402
+
 SPLITS = ("test_basic", "test_compare", "test_region")
 
 
@@ -50,17 +54,14 @@ def summary_lines(out: Path) -> list[str]:
             f"{kg['before']['relation_micro_f1']:.3f} -> {kg['after']['relation_micro_f1']:.3f}"
         )
     logging = out / "grpo" / "logging.jsonl"
-    if logging.is_file():
-        steps = [json.loads(line) for line in logging.read_text().splitlines()]
-        steps = [s for s in steps if "rewards/KGJaccard/mean" in s]
-        if steps:
-            first, last = steps[0], steps[-1]
-            lines.append(
-                f"GRPO rewards, first -> last step ({len(steps)} logged): accuracy "
-                f"{first.get('rewards/R1VAccuracy/mean', float('nan')):.3f} -> "
-                f"{last.get('rewards/R1VAccuracy/mean', float('nan')):.3f}, KG Jaccard "
-                f"{first['rewards/KGJaccard/mean']:.3f} -> {last['rewards/KGJaccard/mean']:.3f}"
-            )
+    series = step_metrics(read_training_log(logging)) if logging.is_file() else {}
+    if series.get("rewards/KGJaccard/mean"):
+        first, last = reward_means(series, 0), reward_means(series, -1)
+        lines.append(
+            f"GRPO rewards, first -> last step ({len(series['rewards/KGJaccard/mean'])} logged): accuracy "
+            f"{first.get('R1VAccuracy', float('nan')):.3f} -> {last.get('R1VAccuracy', float('nan')):.3f}, KG Jaccard "
+            f"{first['KGJaccard']:.3f} -> {last['KGJaccard']:.3f}"
+        )
     lines += ["", "outputs:"]
     for label, path in (
         ("SFT warm-up checkpoint", out / "sft"),

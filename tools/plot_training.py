@@ -10,37 +10,13 @@ max length per step, plus the mean number of logged completion tokens per step f
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.io import InputError, read_jsonl  # noqa: E402
-
-
-def step_metrics(logging_rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
-    """Series `metric -> [(step, value)]` from logging.jsonl rows (rows without a step, like the final summary, and
-    repeated steps are skipped).
-
-    >>> step_metrics([{"global_step/max_steps": "1/2", "kl": 0.0}, {"train_runtime": 3.0}])
-    {'kl': [(1, 0.0)]}
-    """
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    seen = set()
-    for row in logging_rows:
-        marker = row.get("global_step/max_steps")
-        if not isinstance(marker, str) or "/" not in marker:
-            continue
-        step = int(marker.split("/")[0])
-        if step in seen:
-            continue
-        seen.add(step)
-        for key, value in row.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                series[key].append((step, float(value)))
-    return dict(series)
+from utils.io import InputError, atomic_save_figure, read_jsonl  # noqa: E402
+from utils.training_logs import read_training_log, step_metrics  # noqa: E402
 
 
 def completion_lengths(completion_rows: list[dict]) -> list[tuple[int, float]]:
@@ -57,12 +33,6 @@ def completion_lengths(completion_rows: list[dict]) -> list[tuple[int, float]]:
     return points
 
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-
-
 def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
     """Write the PNGs for one run; returns their paths."""
     import matplotlib
@@ -73,7 +43,7 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
     logging_file = run_dir / "logging.jsonl"
     if not logging_file.exists():
         raise InputError(f"{logging_file}: file not found (is {run_dir} a GRPO output folder?)")
-    series = step_metrics(read_jsonl(logging_file))
+    series = step_metrics(read_training_log(logging_file))
     if not series:
         raise InputError(f"{logging_file}: no training steps logged yet")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +83,7 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
         ax.set_xlabel("step")
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    _save(fig, out_dir / "rewards.png")
+    atomic_save_figure(fig, out_dir / "rewards.png")
     plt.close(fig)
     written.append(out_dir / "rewards.png")
 
@@ -125,7 +95,7 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
     ax.set_title("KL to the reference model")
     ax.set_xlabel("step")
     fig.tight_layout()
-    _save(fig, out_dir / "kl.png")
+    atomic_save_figure(fig, out_dir / "kl.png")
     plt.close(fig)
     written.append(out_dir / "kl.png")
 
@@ -142,7 +112,7 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
     ax.set_xlabel("step")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, out_dir / "completion_length.png")
+    atomic_save_figure(fig, out_dir / "completion_length.png")
     plt.close(fig)
     written.append(out_dir / "completion_length.png")
     return written

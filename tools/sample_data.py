@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.annotations import load_annotations  # noqa: E402
+from utils.annotations import POOL_FIELDS, load_annotations  # noqa: E402
 from utils.grpo_rows import annotation_to_grpo_row  # noqa: E402
 from utils.io import InputError, atomic_write_json, atomic_write_jsonl  # noqa: E402
 from utils.sampling import (  # noqa: E402
@@ -34,7 +34,6 @@ from utils.sampling import (  # noqa: E402
 )
 
 REPO = Path(__file__).resolve().parents[1]
-POOL_FIELDS = ("image_ids", "question", "answer", "explanation", *STRATUM_FIELDS, "is_correct")
 
 
 def strata_table(sampled, title: str) -> str:

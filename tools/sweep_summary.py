@@ -5,9 +5,12 @@ python tools/sweep_summary.py RUN_NAME=STATUS=OUTPUT_DIR ...
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.training_logs import read_training_log, reward_means, step_metrics  # noqa: E402
 
 
 def last_reward_means(run_dir: str | Path) -> dict[str, float]:
@@ -17,18 +20,7 @@ def last_reward_means(run_dir: str | Path) -> dict[str, float]:
     {}
     """
     path = Path(run_dir) / "logging.jsonl"
-    if not path.is_file():
-        return {}
-    last = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        means = {k.split("/")[1]: v for k, v in row.items() if k.startswith("rewards/") and k.endswith("/mean")}
-        if means:
-            last = means
-    return last
+    return reward_means(step_metrics(read_training_log(path)), -1) if path.is_file() else {}
 
 
 def table(runs: list[tuple[str, str, str]]) -> str:

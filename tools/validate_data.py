@@ -16,9 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.annotations import POOL_FIELDS  # noqa: E402
 from utils.validation import validate_file  # noqa: E402
-
-POOL_FIELDS = ("explanation", "semantic_type", "question_type", "answer_type", "is_correct")
 
 
 def main(argv: list[str] | None = None) -> int:

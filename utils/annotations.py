@@ -18,6 +18,10 @@ from utils.io import InputError, read_json
 REQUIRED = ("image_ids", "question", "answer")
 OPTIONAL_STR = ("explanation", "semantic_type", "question_type", "answer_type")
 OPTIONAL_INT = ("idx", "subject_id", "study_id")
+# The question categories: evaluation summaries group by them, the sampler stratifies by them.
+TYPE_FIELDS = ("semantic_type", "question_type", "answer_type")
+# What a pool scored by the SFT model must carry for hard-example mining.
+POOL_FIELDS = (*REQUIRED, "explanation", *TYPE_FIELDS, "is_correct")
 
 
 def _type_name(value: Any) -> str:
@@ -28,7 +32,7 @@ def annotation_problems(row: Any, index: int, required: tuple[str, ...] = REQUIR
     """Every structural problem of one annotation, each as `index N: field 'x': problem`."""
     if not isinstance(row, dict):
         return [f"index {index}: expected an object, got {_type_name(row)}"]
-    problems = [f"index {index}: field '{field}': missing" for field in required if field not in row]
+    problems = [f"index {index}: field '{field}': missing" for field in dict.fromkeys(required) if field not in row]
     ids = row.get("image_ids")
     if ids is not None and not (isinstance(ids, list) and ids and all(isinstance(i, str) and i for i in ids)):
         problems.append(f"index {index}: field 'image_ids': expected a non-empty list of image names")

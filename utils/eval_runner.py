@@ -162,6 +162,7 @@ def _evaluate_split(engine, items, out_dir, path, img_root, args, token_probs, r
     mine = shard([item for item in items if item.id not in done], rank, world)
     stream = ResultStream(parts / f"part-{rank}.jsonl")
     progress = tqdm(total=len(mine), desc=f"{out_dir.name} (rank {rank})", disable=rank != 0, unit="sample")
+    top_k = args.top_k if token_probs else 0
     try:
         for start in range(0, len(mine), args.batch_size):
             batch = mine[start : start + args.batch_size]
@@ -175,7 +176,6 @@ def _evaluate_split(engine, items, out_dir, path, img_root, args, token_probs, r
                     records.append(result_record(item, None, error))
                 else:
                     ready.append(item)
-            top_k = args.top_k if token_probs else 0
             generations = generate(engine, ready, args.max_new_tokens, logprobs=token_probs, top_k=top_k)
             records += [result_record(item, generation) for item, generation in zip(ready, generations)]
             stream.append(sorted(records, key=lambda r: r["id"]))

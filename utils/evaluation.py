@@ -25,11 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.annotations import image_path, reference_answers
+from utils.annotations import TYPE_FIELDS, image_path, reference_answers
 from utils.answers import answer_items, answer_span
-from utils.io import InputError
-
-TYPE_FIELDS = ("semantic_type", "question_type", "answer_type")
+from utils.io import InputError, atomic_save_figure
 
 
 @dataclass(frozen=True)
@@ -226,8 +224,5 @@ def accuracy_chart(summary: dict, path: str | os.PathLike, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)

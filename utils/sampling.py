@@ -26,10 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils.annotations import TYPE_FIELDS
+
 SAMPLE_TYPES = ("hard_uniform", "uniform", "hard_random", "random")
 DEFAULT_SIZES = (1000, 2000, 5000)
 DEFAULT_SEED = 42
-STRATUM_FIELDS = ("semantic_type", "question_type", "answer_type")
+STRATUM_FIELDS = TYPE_FIELDS  # strata are the annotation type fields
 
 
 def training_set_path(data_root: str | os.PathLike, sample_type: str, size: int) -> Path:

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from utils.annotations import annotation_problems, image_path
+from utils.annotations import REQUIRED, annotation_problems, image_path
 from utils.evaluation import image_error
 from utils.grpo_rows import IMAGE_PLACEHOLDER
 
@@ -99,7 +99,7 @@ def validate_file(
         if kind == "grpo":
             problems += grpo_row_problems(record, index, base_dir, check_images)
             continue
-        row_problems = annotation_problems(record, index, ("image_ids", "question", "answer", *require))
+        row_problems = annotation_problems(record, index, (*REQUIRED, *require))
         problems += row_problems
         if check_images and not row_problems and img_root is not None:
             for stem in record["image_ids"]:
