@@ -27,18 +27,21 @@ REWARD_WEIGHTS="${REWARD_WEIGHTS:-}"                 # empty: every reward weigh
 DYNAMIC_SAMPLE="${DYNAMIC_SAMPLE:-true}"
 MAX_RESAMPLE_TIMES="${MAX_RESAMPLE_TIMES:-4}"
 DYNAMIC_SAMPLE_MIN_STD="${DYNAMIC_SAMPLE_MIN_STD:-0.06}"  # the value the original hard-coded
-SAVE_STEPS="${SAVE_STEPS:-1000}"
-SAVE_TOTAL_LIMIT="${SAVE_TOTAL_LIMIT:-2}"
+# 5,000 prompts x 8 generations / (8 GPUs x 8 completions) = 625 steps: a save every 125 leaves 5 checkpoints
+# (the original's 1000 left none but the final one). Keep them all by default.
+SAVE_STEPS="${SAVE_STEPS:-125}"
+SAVE_TOTAL_LIMIT="${SAVE_TOTAL_LIMIT:-5}"
 LOGGING_STEPS="${LOGGING_STEPS:-1}"
 FREEZE_NON_VISION_PARAMS="${FREEZE_NON_VISION_PARAMS:-1}"
 FREEZE_TRAIN_LM_HEAD="${FREEZE_TRAIN_LM_HEAD:-0}"
 TUNER_TYPE="${TUNER_TYPE:-full}"                     # full + the freezing hook = vision LoRA only (README)
 MAX_LENGTH="${MAX_LENGTH:-4096}"
+DYNAMIC_HD="${DYNAMIC_HD:-4}"                        # max image crops; the paper's evaluation setting (README)
+ALLOW_TRUNCATION="${ALLOW_TRUNCATION:-0}"            # 1: train even if some prompts exceed MAX_LENGTH
 TORCH_DTYPE="${TORCH_DTYPE:-auto}"                   # auto: bfloat16 on CUDA, float32 on CPU
 ATTN_IMPL="${ATTN_IMPL:-auto}"                       # auto: flash_attention_2 with CUDA + flash-attn, else sdpa
 DEEPSPEED="${DEEPSPEED:-}"                           # zero2 | zero3 | a config path
-USE_VLLM="${USE_VLLM:-false}"
-VLLM_MODE="${VLLM_MODE:-colocate}"
+USE_VLLM="${USE_VLLM:-false}"                        # refused: see below
 NPROC_PER_NODE="${NPROC_PER_NODE:-1}"
 NNODES="${NNODES:-1}"
 NODE_RANK="${NODE_RANK:-0}"
@@ -86,8 +89,9 @@ if [ "$RESUME" = 1 ]; then
   else echo "train.sh: RESUME=1 but no checkpoint in $OUTPUT_DIR: starting fresh"; fi
 fi
 
-vllm=()
-[ "$USE_VLLM" = true ] && vllm=(--vllm_mode "$VLLM_MODE")
+# vLLM cannot run the native model (swift_patches/phi4mm.py, VLLM_UNSUPPORTED): say so before anything starts.
+[ "$USE_VLLM" = true ] && die "USE_VLLM=true: vLLM cannot run phi4_mm_native (vLLM 0.32 runs only the remote-code \
+Phi4MMForCausalLM, with the vision LoRA as a LoRA request); rollouts use the transformers engine (README, \"Real checkpoints\")"
 
 # shellcheck disable=SC2206
 reward_funcs=($REWARD_FUNCS)
@@ -96,7 +100,7 @@ weights=()
 [ -n "$REWARD_WEIGHTS" ] && weights=(--reward_weights $REWARD_WEIGHTS)
 
 env_vars=(FREEZE_NON_VISION_PARAMS="$FREEZE_NON_VISION_PARAMS" FREEZE_TRAIN_LM_HEAD="$FREEZE_TRAIN_LM_HEAD"
-          DYNAMIC_SAMPLE_MIN_STD="$DYNAMIC_SAMPLE_MIN_STD")
+          DYNAMIC_SAMPLE_MIN_STD="$DYNAMIC_SAMPLE_MIN_STD" DYNAMIC_HD="$DYNAMIC_HD")
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   env_vars+=(NPROC_PER_NODE="$NPROC_PER_NODE" NNODES="$NNODES" NODE_RANK="$NODE_RANK" MASTER_ADDR="$MASTER_ADDR"
              MASTER_PORT="$MASTER_PORT")
@@ -112,7 +116,7 @@ cmd=("$SWIFT" rlhf --rlhf_type grpo
   --per_device_train_batch_size "$PER_DEVICE_BATCH" --gradient_accumulation_steps "$GRAD_ACCUM"
   --max_completion_length "$MAX_COMPLETION_LENGTH" --max_length "$MAX_LENGTH" --temperature "$TEMPERATURE"
   --dynamic_sample "$DYNAMIC_SAMPLE" --max_resample_times "$MAX_RESAMPLE_TIMES"
-  --use_vllm "$USE_VLLM" "${vllm[@]}"
+  --use_vllm false
   --save_steps "$SAVE_STEPS" --save_total_limit "$SAVE_TOTAL_LIMIT" --logging_steps "$LOGGING_STEPS"
   --log_completions true --report_to "$REPORT_TO" --check_model false --seed "$SEED"
   --dataloader_num_workers "$DATALOADER_WORKERS" --dataset_num_proc "$DATASET_NUM_PROC"
@@ -124,6 +128,12 @@ printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
 [ -d "$MODEL_PATH" ] || die "MODEL_PATH=$MODEL_PATH: no such checkpoint folder (convert one with tools/convert_phi4mm_checkpoint.py)"
 [ -f "$DATASET" ] || die "DATASET=$DATASET: no such file (build it with tools/sample_data.py)"
 mkdir -p "$LOG_DIR" "$OUTPUT_DIR"
+truncation=()
+[ "$ALLOW_TRUNCATION" = 1 ] && truncation=(--allow-truncation)
+# Every prompt against MAX_LENGTH at DYNAMIC_HD crops before any compute is spent; the figures stay with the run.
+"$PYTHON" "$HERE/tools/check_prompt_length.py" --model "$MODEL_PATH" --dataset "$DATASET" --max_length "$MAX_LENGTH" \
+  --dynamic_hd "$DYNAMIC_HD" --report "$OUTPUT_DIR/prompt_lengths.json" "${truncation[@]}" 2>&1 \
+  | grep -E "^(check_prompt_length|error):" || die "prompt-length check failed (see above)"
 log="$LOG_DIR/train_${RUN_NAME}_$(date +%Y%m%d_%H%M%S).log"
 echo "train.sh: log $log"
 cd "$HERE"

@@ -14,6 +14,8 @@ _prepare_batch_inputs -> _postprocess_batch -> _log_rollout`):
   with `--dynamic_sample true`, groups whose reward std is at or below it are resampled. The original code
   hard-coded 0.06; `train.sh` sets that value explicitly as part of the paper's recipe.
 - `FREEZE_NON_VISION_PARAMS` (`__init__`): see `swift_patches/freezing.py`.
+- run settings that ms-swift's own files do not hold (`_save`): `chex_run.json` in every checkpoint records the
+  image crop count the run trained with (ms-swift copies the source model's `preprocessor_config.json`).
 
 The hooks are private ms-swift methods; `check_swift_hooks()` runs at install time and fails loudly if a future
 ms-swift renames them, and a test pins their signatures.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections import deque
+from pathlib import Path
 
 import torch
 from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
@@ -32,6 +35,7 @@ from swift.trainers import TrainerFactory
 from swift_patches.freezing import FreezeConfig, freeze_non_vision
 from swift_patches.phi4mm import inactive_vision_lora
 from utils.env import env_float
+from utils.io import atomic_write_json
 from utils.log import get_logger
 from utils.tokens import token_bytes, token_text
 
@@ -45,6 +49,7 @@ SWIFT_HOOKS = {
     "split_by_mini_batches": ("samples",),
     "_gather_and_flatten": ("local_list", "dtype", "device", "flatten_level"),
 }
+RUN_SETTINGS_FILE = "chex_run.json"
 TOKEN_COLUMNS = ("completion_token_ids", "completion_tokens", "completion_token_bytes", "token_logps")
 
 
@@ -103,6 +108,12 @@ class CheXGRPOTrainer(GRPOTrainer):
         self.dynamic_sample_min_std = env_float("DYNAMIC_SAMPLE_MIN_STD", 0.0)
         freeze = FreezeConfig.from_env()
         self.freeze_report = freeze_non_vision(self.model, freeze) if freeze.enabled else None
+
+    def _save(self, output_dir=None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        image_processor = self.template.processor.image_processor
+        atomic_write_json(Path(output_dir) / RUN_SETTINGS_FILE, {"dynamic_hd": image_processor.dynamic_hd})
 
     def compute_std(self, samples, rewards_per_func: torch.Tensor) -> torch.Tensor:
         return zero_small_std(super().compute_std(samples, rewards_per_func), self.dynamic_sample_min_std)

@@ -73,6 +73,39 @@ def num_image_tokens(crop_masks: torch.Tensor, columns: int, rows: int) -> int:
     return merged * merged + merged + 1 + int(downsampled.sum().item()) + int(downsampled[:, 0].sum().item())
 
 
+def crop_layout(width: int, height: int, crop_size: int, patch_size: int, max_crops: int):
+    """(columns, rows, resized width, resized height, patch mask) of an image of `width` x `height` pixels: the crop
+    grid, the size the image is resized to inside it, and which patches of the grid hold image (1) or padding (0)."""
+    columns, rows = closest_crop_grid(width, height, crop_size, max_crops)
+    target_w, target_h = crop_size * columns, crop_size * rows
+    if target_w / width < target_h / height:
+        new_w, new_h = target_w, int(height * target_w / width)
+    else:
+        new_w, new_h = int(width * target_h / height), target_h
+    if min(new_w, new_h) < 10:
+        raise ValueError(f"image of {width}x{height} pixels has too extreme an aspect ratio for dynamic HD")
+    pad_w, pad_h = target_w - new_w, target_h - new_h
+    mask_size = crop_size // patch_size
+    mask = torch.ones(mask_size * rows, mask_size * columns)
+    if pad_w >= patch_size:
+        mask[:, -(pad_w // patch_size) :] = 0
+    if pad_h >= patch_size:
+        mask[-(pad_h // patch_size) :, :] = 0
+    return columns, rows, new_w, new_h, mask
+
+
+def image_token_count(width: int, height: int, crop_size: int, patch_size: int, max_crops: int) -> int:
+    """Image tokens of one image from its size alone (no pixels decoded): what the template inserts for it.
+
+    >>> image_token_count(112, 112, 56, 14, 4), image_token_count(2500, 2048, 448, 14, 4)
+    (27, 1164)
+    """
+    columns, rows, _, _, mask = crop_layout(width, height, crop_size, patch_size, max_crops)
+    m = crop_size // patch_size
+    crop_masks = mask.reshape(rows, m, columns, m).transpose(1, 2).reshape(-1, m, m)
+    return num_image_tokens(crop_masks, columns, rows)
+
+
 class Phi4MMImageProcessor(BaseImageProcessor):
     """Dynamic-HD crops plus a global view; output keys match transformers' Phi4MultimodalImageProcessor."""
 
@@ -92,23 +125,9 @@ class Phi4MMImageProcessor(BaseImageProcessor):
         self.image_mean, self.image_std = list(image_mean), list(image_std)
 
     def _crop_one(self, image: Image.Image, dynamic_hd: int) -> tuple[torch.Tensor, torch.Tensor, list[int], int]:
-        size, patch = self.crop_size, self.patch_size
-        mask_size = size // patch
-        width, height = image.size
-        columns, rows = closest_crop_grid(width, height, size, dynamic_hd)
+        size, mask_size = self.crop_size, self.crop_size // self.patch_size
+        columns, rows, new_w, new_h, mask = crop_layout(*image.size, size, self.patch_size, dynamic_hd)
         target_w, target_h = size * columns, size * rows
-        if target_w / width < target_h / height:
-            new_w, new_h = target_w, int(height * target_w / width)
-        else:
-            new_w, new_h = int(width * target_h / height), target_h
-        if min(new_w, new_h) < 10:
-            raise ValueError(f"image of {width}x{height} pixels has too extreme an aspect ratio for dynamic HD")
-        pad_w, pad_h = target_w - new_w, target_h - new_h
-        mask = torch.ones(mask_size * rows, mask_size * columns)
-        if pad_w >= patch:
-            mask[:, -(pad_w // patch) :] = 0
-        if pad_h >= patch:
-            mask[-(pad_h // patch) :, :] = 0
         canvas = Image.new("RGB", (target_w, target_h), (255, 255, 255))
         canvas.paste(image.convert("RGB").resize((new_w, new_h), Image.BILINEAR), (0, 0))
         pixels = torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0).permute(2, 0, 1)

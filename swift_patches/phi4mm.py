@@ -7,17 +7,22 @@ on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `
 - the loader builds the processor (transformers' image processor when torchvision imports, else the
   torchvision-free one) and attaches the checkpoint's `vision-lora/` PEFT folder as adapter `vision`, which is how
   the remote-code model always ran (its vision LoRA is part of the model). `PHI4MM_VISION_LORA=0` skips it.
-  Sampling never emits `<|image|>` / `<|audio|>` (see `suppress_placeholder_tokens`).
-- the template expands each `<image>` into that image's `<|image|>` tokens and passes `image_pixel_values`,
-  `image_sizes`, `image_attention_mask` (processed features memoised by pixel content); the collator pads the crop
-  dimension across a batch.
-- audio is not wired up: an audio input raises a clear error instead of being dropped.
+  Sampling never emits the image / audio placeholders (see `suppress_placeholder_tokens`).
+- the template writes exactly the prompts of ms-swift's `phi4_multimodal` template, which the CheX-Phi4MM SFT
+  checkpoint was trained with (`<|user|>\n{query}<|end|>\n<|assistant|>\n`: we register ms-swift's own
+  `Phi3TemplateMeta`), and expands each `<image>` into that image's run of image placeholders. The placeholder id is
+  `config.vision_config.image_token_id` (`<|endoftext10|>`, 200010, in the release), never looked up by string. It
+  passes `image_pixel_values`, `image_sizes`, `image_attention_mask` (processed features memoised by pixel
+  content); the collator pads the crop dimension across a batch.
+- the crop count (`dynamic_hd`) is the `DYNAMIC_HD` environment variable when set, else the checkpoint's
+  `preprocessor_config.json`; it is saved with every checkpoint's processor files.
+- audio is not wired up: an audio input raises a clear error instead of being dropped. vLLM cannot run this model
+  type (see `VLLM_UNSUPPORTED`): it stops with an error instead of running without the vision LoRA.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import types
 from collections import OrderedDict
@@ -27,19 +32,35 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from swift.model import Model, ModelGroup, ModelLoader, ModelMeta, register_model
-from swift.template import Template, TemplateMeta, register_template
+from swift.template import Template, register_template
+from swift.template.templates.microsoft import Phi3TemplateMeta
 from swift.template.utils import findall
 from transformers import AutoTokenizer, PretrainedConfig
 
 from swift_patches.image_processor import image_token_counts, load_image_processor
-from utils.env import env_flag
+from utils.env import env_flag, env_int
+from utils.log import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger("phi4mm")
 
 MODEL_TYPE = TEMPLATE_TYPE = "phi4_mm_native"
 VISION_LORA_DIR = "vision-lora"
 VISION_ADAPTER = "vision"
 IMAGE_KEYS = ("image_pixel_values", "image_sizes", "image_attention_mask")
+VLLM_UNSUPPORTED = (
+    "phi4_mm_native cannot run on vLLM: vLLM dropped the native Phi4MultimodalForCausalLM after 0.12, and vLLM "
+    "0.32.0 (the newest release that accepts torch 2.13.0 + transformers 5.19) runs only microsoft's remote-code "
+    "Phi4MMForCausalLM, with the vision LoRA as a LoRA request. Use the transformers engine: "
+    '`--use_vllm false` for training, `--infer_backend transformers` for evaluation (README, "Real checkpoints").'
+)
+
+
+def dynamic_hd_override() -> int | None:
+    """The crop count from the environment (`DYNAMIC_HD`), or None to keep the checkpoint's."""
+    value = env_int("DYNAMIC_HD", default=0)
+    if value < 0:
+        raise ValueError(f"DYNAMIC_HD={value}: image crops must be positive (or 0: the checkpoint's setting)")
+    return value or None
 
 
 def vision_lora_enabled() -> bool:
@@ -78,10 +99,10 @@ def inactive_vision_lora(model) -> bool:
 
 
 def suppress_placeholder_tokens(model) -> None:
-    """Never sample `<|image|>` / `<|audio|>`: the native model runs its image embedding whenever an image token is
-    in `input_ids`, so a sampled one crashes generation at the next decoding step (no image sizes are passed
-    there). The tiny random model hits this within a few GRPO steps; a real one can during high-temperature
-    exploration. Suppression acts on sampling only; training log-probs are the model's unmodified ones."""
+    """Never sample the image / audio placeholders (ids from the config): the native model runs its image embedding
+    whenever an image token is in `input_ids`, so a sampled one crashes generation at the next decoding step (no
+    image sizes are passed there). The tiny random model hits this within a few GRPO steps; a real one can during
+    high-temperature exploration. Suppression acts on sampling only; training log-probs are the model's own."""
     placeholders = {model.config.vision_config.image_token_id, model.config.audio_config.audio_token_id}
     existing = set(model.generation_config.suppress_tokens or [])
     model.generation_config.suppress_tokens = sorted(existing | placeholders)
@@ -95,7 +116,12 @@ class Phi4MMNativeLoader(ModelLoader):
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         feature_extractor = Phi4MultimodalFeatureExtractor.from_pretrained(model_dir)
-        return Phi4MultimodalProcessor(load_image_processor(model_dir), feature_extractor, tokenizer)
+        image_processor = load_image_processor(model_dir)
+        dynamic_hd = dynamic_hd_override()
+        if dynamic_hd is not None:
+            image_processor.dynamic_hd = dynamic_hd
+        logger.info("image crops: dynamic_hd=%d", image_processor.dynamic_hd)
+        return Phi4MultimodalProcessor(image_processor, feature_extractor, tokenizer)
 
     def get_model(self, model_dir: str, *args, **kwargs):
         from transformers import Phi4MultimodalForCausalLM
@@ -131,18 +157,25 @@ def _images_key(images: list, settings: tuple) -> bytes | None:
 
 
 class Phi4MMNativeTemplate(Template):
-    """Image-only template: one `<image>` tag becomes that image's run of `<|image|>` tokens."""
+    """Image-only template: one `<image>` tag becomes that image's run of image placeholder tokens."""
 
-    placeholder_tokens = ["<|image|>"]
+    def _init_placeholder_tokens(self):
+        # The ids from the model config; ms-swift's default looks strings up on a list shared by the class.
+        self.placeholder_tokens = [self.image_token_id, self.config.audio_config.audio_token_id]
+
+    @property
+    def image_token_id(self) -> int:
+        """`vision_config.image_token_id`: the id the model's image embedding replaces."""
+        return self.config.vision_config.image_token_id
 
     def replace_tag(self, media_type: Literal["image", "video", "audio"], index: int, inputs) -> list:
+        if self.mode == "vllm":
+            raise ValueError(VLLM_UNSUPPORTED)
         if media_type != "image":
             raise ValueError(
                 f"phi4_mm_native supports images only; got a {media_type} input (index {index}). "
                 "Remove audio/video from the dataset row or use a model type that supports it."
             )
-        if self.mode == "vllm":
-            return ["<|image|>"]
         return [[-100]]
 
     def _encode(self, inputs) -> dict[str, Any]:
@@ -152,7 +185,7 @@ class Phi4MMNativeTemplate(Template):
         if not inputs.images:
             return encoded
         features, counts = self._image_features(inputs.images)
-        image_token_id = self.processor.tokenizer.convert_tokens_to_ids("<|image|>")
+        image_token_id = self.image_token_id
         positions = findall(encoded["input_ids"], -100)
         if len(positions) != len(counts):
             raise ValueError(f"{len(positions)} <image> tags but {len(counts)} images in one sample")
@@ -224,17 +257,8 @@ def register() -> None:
     from swift.template.register import TEMPLATE_MAPPING
 
     if TEMPLATE_TYPE not in TEMPLATE_MAPPING:
-        register_template(
-            TemplateMeta(
-                TEMPLATE_TYPE,
-                prefix=[],
-                prompt=["<|user|>{{QUERY}}<|end|><|assistant|>"],
-                chat_sep=["<|end|>"],
-                suffix=["<|end|>"],
-                system_prefix=["<|system|>{{SYSTEM}}<|end|>"],
-                template_cls=Phi4MMNativeTemplate,
-            )
-        )
+        # ms-swift's own meta of `phi4_multimodal`, the template the SFT checkpoint was trained with.
+        register_template(Phi3TemplateMeta(TEMPLATE_TYPE, template_cls=Phi4MMNativeTemplate))
     if MODEL_TYPE not in MODEL_MAPPING:
         register_model(
             ModelMeta(

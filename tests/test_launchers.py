@@ -20,7 +20,7 @@ RECIPE = (
     "--attn_impl {attn} --reward_funcs external_r1v_acc external_kg_jac --learning_rate 4e-6 --num_generations 8 "
     "--beta 0.5 --epsilon 0.2 --num_train_epochs 1 --max_steps -1 --warmup_ratio 0.1 --per_device_train_batch_size 8 "
     "--gradient_accumulation_steps 1 --max_completion_length 256 --max_length 4096 --temperature 0.9 "
-    "--dynamic_sample true --max_resample_times 4 --use_vllm false --save_steps 1000 --save_total_limit 2 "
+    "--dynamic_sample true --max_resample_times 4 --use_vllm false --save_steps 125 --save_total_limit 5 "
     "--logging_steps 1 --log_completions true --report_to none --check_model false --seed 42 "
     "--dataloader_num_workers 4 --dataset_num_proc 4"
 )
@@ -52,7 +52,8 @@ def test_dry_run_prints_the_papers_recipe():
     assert "precision float32, attention sdpa" in completed.stdout  # CPU: float32 + sdpa, and it says so
     swift = REPO / ".venv" / "bin" / "swift"
     assert _planned_command(completed.stdout) == (
-        f"+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 {swift} rlhf {_expected()}"
+        f"+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 DYNAMIC_HD=4 {swift} rlhf "
+        f"{_expected()}"
     )
 
 
@@ -72,15 +73,16 @@ def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed():
     swift = REPO / ".venv" / "bin" / "swift"
     config = REPO / "tools" / "deepspeed" / "zero3.json"
     assert _planned_command(completed.stdout) == (
-        "+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 NPROC_PER_NODE=8 NNODES=2 "
-        f"NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 {swift} rlhf "
+        "+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 DYNAMIC_HD=4 "
+        f"NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 {swift} rlhf "
         f"{_expected('bfloat16', 'flash_attention_2')} --deepspeed {config} --gradient_checkpointing true"
     )
     assert json.loads(config.read_text())["zero_optimization"]["stage"] == 3
-    zero2 = _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero2", "USE_VLLM": "true", "VLLM_MODE": "server"})
-    command = _planned_command(zero2.stdout)
-    assert f"--deepspeed {REPO / 'tools' / 'deepspeed' / 'zero2.json'}" in command
-    assert "--use_vllm true --vllm_mode server" in command
+    zero2 = _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero2"})
+    assert f"--deepspeed {REPO / 'tools' / 'deepspeed' / 'zero2.json'}" in _planned_command(zero2.stdout)
+    # vLLM cannot run the native model: refused before anything starts, with the reason and what to use.
+    vllm = _run("train.sh", {"DRY_RUN": "1", "USE_VLLM": "true"})
+    assert vllm.returncode == 2 and "remote-code" in vllm.stderr and "transformers engine" in vllm.stderr
     assert _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero9"}).returncode == 2
 
 
@@ -139,8 +141,31 @@ def test_one_real_step_through_train_sh(tiny_model, sampled_root, tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "run" / "logging.jsonl").read_text().splitlines()]
     assert any("rewards/KGJaccard/mean" in row for row in logged)
     assert "FREEZE_NON_VISION_PARAMS: 16 tensors" in completed.stdout  # the recipe's freezing hook ran
+    assert "image crops: dynamic_hd=4" in completed.stdout  # the knob reached the model's processor
+    assert json.loads((tmp_path / "run" / "prompt_lengths.json").read_text())["dynamic_hd"] == 4
+    saved = json.loads((tmp_path / "run" / "checkpoint-1" / "chex_run.json").read_text())
+    assert saved["dynamic_hd"] == 4  # recorded with the checkpoint
     logs = list((tmp_path / "logs").glob("train_*.log"))
     assert len(logs) == 1 and "global_step/max_steps" in logs[0].read_text()
+
+
+def test_prompts_longer_than_max_length_stop_the_run_with_the_numbers(tiny_model, sampled_root, tmp_path):
+    env = {
+        **_tiny_env(tiny_model, tmp_path),
+        "DATASET": str(sampled_root / "annotations" / "uniform" / "8.jsonl"),
+        "OUTPUT_DIR": str(tmp_path / "run"),
+        "MAX_LENGTH": "40",
+    }
+    completed = _run("train.sh", env, timeout=300)
+    assert completed.returncode == 2
+    assert "prompts exceed MAX_LENGTH=40" in completed.stdout + completed.stderr
+    assert "longest prompt" in completed.stdout and "dynamic_hd=4" in completed.stdout
+    assert not (tmp_path / "run" / "logging.jsonl").exists()  # no training started
+    from tools.check_prompt_length import main as check
+
+    dataset = env["DATASET"]
+    args = ["--model", str(tiny_model), "--dataset", dataset, "--max_length", "40", "--dynamic_hd", "4"]
+    assert check(args) == 2 and check([*args, "--allow-truncation"]) == 0  # ALLOW_TRUNCATION=1 only reports
 
 
 def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
@@ -198,3 +223,16 @@ def test_sweep_with_missing_datasets_lists_them_all_and_trains_nothing(sampled_r
         str(root / "hard_uniform" / "99.jsonl"),
     ]
     assert not (tmp_path / "sweep").exists()
+
+
+def test_recipe_defaults_leave_at_least_four_checkpoints_on_eight_gpus():
+    from tools.gpu_plan import RecipePlan, parameter_counts, schedule
+
+    command = _planned_command(_run("train.sh", {"DRY_RUN": "1"}).stdout).split()
+    save_steps = int(command[command.index("--save_steps") + 1])
+    save_total_limit = int(command[command.index("--save_total_limit") + 1])
+    plan = RecipePlan(gpus=8, samples=5000, num_generations=8, per_device_batch=8, save_steps=save_steps)
+    assert schedule(plan)["checkpoints"] >= 4 and save_total_limit >= 4
+    # The LoRA sizes microsoft published for Phi-4-multimodal: vision ~370M, speech ~460M parameters.
+    counts = parameter_counts()
+    assert abs(counts["vision_lora"] / 370e6 - 1) < 0.02 and abs(counts["speech_lora"] / 460e6 - 1) < 0.02

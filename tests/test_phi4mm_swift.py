@@ -41,7 +41,7 @@ def test_generates_from_images_through_inference_engine(tiny_model, demo_data, s
     # Each image is expanded into exactly the tokens the vision embedding emits (27 for 112 px at 56 px crops).
     template = engine.template
     encoded = [template.encode(request) for request in _requests(demo_data, "test_basic_vqa", 2)]
-    image_token = template.processor.tokenizer.convert_tokens_to_ids("<|image|>")
+    image_token = engine.model.config.vision_config.image_token_id
     assert all(e["input_ids"].count(image_token) == 27 for e in encoded)
 
 

@@ -24,7 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.io import InputError, read_json  # noqa: E402
 from utils.phi4mm_conversion import (  # noqa: E402
     ADAPTERS,
+    AUDIO_TOKEN,
     DEFAULT_TARGETS,
+    END_TOKEN,
+    ENDOFTEXT_TOKEN,
+    EXTRA_SPECIAL_TOKENS,
+    IMAGE_TOKEN,
     classify_key,
     convert_config,
     native_processor_files,
@@ -54,6 +59,19 @@ def load_source_tensors(folder: Path) -> dict:
     for shard in shards:
         tensors.update(load_file(str(shard)))
     return tensors
+
+
+def special_token_ids(folder: Path) -> dict[str, int]:
+    """Ids of the release's special tokens in the checkpoint's `tokenizer.json` (the placeholders and both eos)."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise InputError(f"{path}: missing (the converter reads the image/audio placeholder and eos ids from it)")
+    added = {token["content"]: token["id"] for token in read_json(path).get("added_tokens", [])}
+    wanted = (IMAGE_TOKEN, AUDIO_TOKEN, ENDOFTEXT_TOKEN, END_TOKEN)
+    missing = [token for token in wanted if token not in added]
+    if missing:
+        raise InputError(f"{path}: no added token {', '.join(missing)} (not a Phi-4-multimodal tokenizer?)")
+    return {token: added[token] for token in wanted}
 
 
 def split_tensors(tensors: dict) -> tuple[dict, dict[str, dict], list[str]]:
@@ -97,6 +115,11 @@ def convert(source: Path, output: Path) -> dict:
 
     remote = read_json(source / "config.json")
     text, vision, audio, lora_settings = convert_config(remote)
+    # As transformers' official script: eos is the pair <|endoftext|>, <|end|> (199999, 200020 in the release); the
+    # placeholders are <|endoftext10|> / <|endoftext11|>. Read from the tokenizer, so any vocabulary converts right.
+    ids = special_token_ids(source)
+    text["eos_token_id"] = [ids[ENDOFTEXT_TOKEN], ids[END_TOKEN]]
+    vision["image_token_id"], audio["audio_token_id"] = ids[IMAGE_TOKEN], ids[AUDIO_TOKEN]
     try:
         config = Phi4MultimodalConfig(**text, vision_config=vision, audio_config=audio)
     except (TypeError, ValueError) as error:
@@ -114,7 +137,10 @@ def convert(source: Path, output: Path) -> dict:
         raise InputError(
             f"{source}: {len(missing)} native weights are missing from the checkpoint: {', '.join(missing)}"
         )
-    model.load_state_dict(base, strict=False, assign=True)
+    try:
+        model.load_state_dict(base, strict=False, assign=True)
+    except RuntimeError as error:  # shapes that disagree with the config: torch lists every one
+        raise InputError(f"{source}: weights do not match config.json: {error}") from None
     model.tie_weights()
 
     staging = output.with_name(f".{output.name}.partial")
@@ -132,6 +158,7 @@ def convert(source: Path, output: Path) -> dict:
         tokenizer_config = read_json(staging / "tokenizer_config.json")
         tokenizer_config.pop("auto_map", None)
         tokenizer_config["processor_class"] = "Phi4MultimodalProcessor"
+        tokenizer_config["extra_special_tokens"] = dict(EXTRA_SPECIAL_TOKENS)  # as the official script
         (staging / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2) + "\n")
     preprocessor = (
         read_json(source / "preprocessor_config.json") if (source / "preprocessor_config.json").is_file() else {}

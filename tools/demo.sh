@@ -16,6 +16,7 @@ SFT_EPOCHS="${SFT_EPOCHS:-6}"
 GRPO_STEPS="${GRPO_STEPS:-40}"
 HARD_SET_SIZE="${HARD_SET_SIZE:-96}"
 MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-192}"
+export DYNAMIC_HD="${DYNAMIC_HD:-4}"   # image crops for SFT, GRPO and evaluation alike (train.sh and evaluate.py read it)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false CUDA_VISIBLE_DEVICES=""
 POOL="$DATA_ROOT/annotations/eval/valid_all_vqa.json"
 EVAL=(--max_new_tokens "$MAX_NEW_TOKENS" --batch_size 16 --torch_dtype float32)

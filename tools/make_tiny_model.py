@@ -20,20 +20,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.phi4mm_conversion import native_processor_files  # noqa: E402
+from utils.phi4mm_conversion import (  # noqa: E402
+    AUDIO_TOKEN,
+    CHAT_TEMPLATE,
+    END_TOKEN,
+    ENDOFTEXT_TOKEN,
+    EXTRA_SPECIAL_TOKENS,
+    IMAGE_TOKEN,
+    native_processor_files,
+)
 from utils.synthetic_cxr import corpus  # noqa: E402
 
 logger = logging.getLogger("make_tiny_model")
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-phi4mm"
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|image|>", "<|audio|>"]
-# Phi-4-multimodal-instruct's chat template, restricted to text/image content parts.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|{{ message['role'] }}|>{% if message['content'] is string %}"
-    "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}"
-    "<|image|>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|end|>"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
+# The release's special tokens with their roles (utils/phi4mm_conversion.py); only the ids differ in the tiny
+# vocabulary, and every id the model uses is read from its config, never looked up by string.
+SPECIAL_TOKENS = [ENDOFTEXT_TOKEN, IMAGE_TOKEN, AUDIO_TOKEN, "<|system|>", "<|user|>", "<|assistant|>", END_TOKEN]
+SPECIAL_TOKENS += ["<|tool|>", "<|/tool|>"]
 # microsoft's vision-lora/adapter_config.json targets exactly these language-model projections.
 VISION_LORA_TARGETS = r"model.layers.\d+.((self_attn.(qkv|o)_proj)|(mlp.(gate_up|down)_proj))"
 CROP_SIZE, PATCH_SIZE = 56, 14  # 4x4 patches a crop keeps images at tens of tokens on CPU
@@ -55,19 +59,24 @@ def build_tokenizer(seed: int, vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     bpe.train_from_iterator(corpus(seed), trainer)
+    # bos, eos and pad are all `<|endoftext|>` in microsoft's tokenizer_config.json; `<|end|>` ends a turn and is the
+    # second eos id of the model's config.
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe,
-        bos_token="<|endoftext|>",
-        eos_token="<|end|>",
-        pad_token="<|endoftext|>",
+        bos_token=ENDOFTEXT_TOKEN,
+        eos_token=ENDOFTEXT_TOKEN,
+        pad_token=ENDOFTEXT_TOKEN,
         unk_token=None,
         chat_template=CHAT_TEMPLATE,
-        model_max_length=4096,
-        extra_special_tokens={"image_token": "<|image|>", "audio_token": "<|audio|>"},
+        model_max_length=131072,
+        extra_special_tokens=dict(EXTRA_SPECIAL_TOKENS),
     )
 
 
 def build_config(tokenizer):
+    """transformers' defaults (microsoft's release) with sizes shrunk, the tiny vocabulary's ids of the release's
+    special tokens, and the two fields where microsoft's config.json departs from transformers' defaults: tied
+    embeddings and rotary embeddings on 75 % of each head."""
     from transformers import Phi4MultimodalConfig
 
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
@@ -78,11 +87,10 @@ def build_config(tokenizer):
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=4096,
-        original_max_position_embeddings=4096,
-        bos_token_id=ids["<|endoftext|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|end|>"], ids["<|endoftext|>"]],
+        bos_token_id=ids[ENDOFTEXT_TOKEN],
+        pad_token_id=ids[ENDOFTEXT_TOKEN],
+        eos_token_id=[ids[ENDOFTEXT_TOKEN], ids[END_TOKEN]],
+        tie_word_embeddings=True,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
         vision_config=dict(
             hidden_size=32,
@@ -92,7 +100,7 @@ def build_config(tokenizer):
             image_size=CROP_SIZE,
             crop_size=CROP_SIZE,
             patch_size=PATCH_SIZE,
-            image_token_id=ids["<|image|>"],
+            image_token_id=ids[IMAGE_TOKEN],
         ),
         audio_config=dict(
             hidden_size=32,
@@ -102,7 +110,7 @@ def build_config(tokenizer):
             ext_pw_out_channel=32,
             depthwise_separable_out_channel=32,
             nemo_conv_channels=32,
-            audio_token_id=ids["<|audio|>"],
+            audio_token_id=ids[AUDIO_TOKEN],
         ),
     )
 

@@ -34,3 +34,18 @@ def env_float(name: str, default: float) -> float:
         return float(value)
     except ValueError:
         raise ValueError(f"environment variable {name}={value!r} is not a number") from None
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer variable; unset or empty means `default`.
+
+    >>> env_int("CHEX_SURELY_UNSET_INT", 4)
+    4
+    """
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None

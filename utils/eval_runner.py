@@ -32,6 +32,7 @@ from utils.evaluation import (
     summarize,
 )
 from utils.html_report import render_report
+from utils.env import env_int
 from utils.io import InputError, atomic_write_json, atomic_write_text
 from utils.log import get_logger
 
@@ -58,7 +59,12 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default=str(REPO / "output" / default_out))
     parser.add_argument("--batch_size", type=int, default=16, help="requests per generate call (per rank)")
     parser.add_argument("--max_new_tokens", type=int, default=256)
-    parser.add_argument("--dynamic_hd", type=int, default=4, help="max image crops (the original's default: 4)")
+    parser.add_argument(
+        "--dynamic_hd",
+        type=int,
+        default=env_int("DYNAMIC_HD", 4),
+        help="max image crops (default: $DYNAMIC_HD, else 4, the paper's evaluation setting)",
+    )
     parser.add_argument("--infer_backend", choices=("transformers", "vllm"), default="transformers")
     parser.add_argument("--torch_dtype", choices=("auto", "bfloat16", "float16", "float32"), default="auto")
     parser.add_argument(

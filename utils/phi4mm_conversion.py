@@ -1,13 +1,18 @@
 """Remote-code Phi-4-MM checkpoints (microsoft's original format, or one fine-tuned in it such as CheX-Phi4MM-SFT)
 to transformers' native layout: the key and config mapping, as pure functions.
 
-Key mapping (the same rules as transformers' own conversion script, plus keeping the LoRAs):
+Key mapping (the rules of transformers' official `convert_phi4_multimodal_weights_to_hf.py`, newest version, plus
+keeping the LoRAs):
 - `….base_layer.weight|bias` (a linear wrapped by the built-in LoRAs) -> the plain native name;
 - `….lora_A.vision.weight` / `….lora_B.vision.weight` -> the `vision` PEFT adapter (`vision-lora/`), and the same
   for `speech` (`speech-lora/`): a fine-tuned checkpoint's *trained* vision LoRA lives there, so it is kept, not
   dropped as transformers' script does;
-- audio-encoder renames: `feed_forward_(in|out).net.0.linear` -> `gate_up_proj`, `net.2` -> `down_proj`,
+- audio encoder: `feed_forward_(in|out).net.0.linear` -> `gate_up_proj`, `net.2` -> `down_proj`,
   `self_attn.linear_(q|k|v)` -> `(q|k|v)_proj`, `self_attn.linear_out` -> `o_proj`;
+- image embedding: `img_projection.0` / `.2` -> `img_projection_up` / `_down`, `glb_GN` / `sub_GN` ->
+  `global_img_feature_extensor` / `sub_img_feature_extensor`;
+- audio projections: `audio_projection.speech.0` / `.2` -> `up_proj_for_speech` / `down_proj_for_speech`,
+  `audio_projection.vision.0` / `.2` -> `up_proj_for_vision_speech` / `down_proj_for_vision_speech`;
 - anything else keeps its name. Whether every resulting name exists in the native model is checked by the tool.
 
 >>> classify_key("model.layers.0.self_attn.qkv_proj.base_layer.weight")
@@ -21,24 +26,42 @@ from __future__ import annotations
 import re
 
 ADAPTERS = ("vision", "speech")
-_AUDIO = r"^model\.embed_tokens_extend\.audio_embed\.encoder\.encoders\.(\d+)\."
+
+# The special tokens of microsoft/Phi-4-multimodal-instruct's tokenizer, by role. The image and audio placeholders are
+# `<|endoftext10|>` / `<|endoftext11|>` (ids 200010 / 200011 there, `vision_config.image_token_id` /
+# `audio_config.audio_token_id`); eos is the pair [`<|endoftext|>` 199999, `<|end|>` 200020]. transformers' official
+# conversion script writes the first two as the tokenizer's `extra_special_tokens`.
+IMAGE_TOKEN, AUDIO_TOKEN = "<|endoftext10|>", "<|endoftext11|>"
+ENDOFTEXT_TOKEN, END_TOKEN = "<|endoftext|>", "<|end|>"
+EXTRA_SPECIAL_TOKENS = {"image_token": IMAGE_TOKEN, "audio_token": AUDIO_TOKEN}
+# microsoft's chat template (tokenizer_config.json of the release): no newlines, tools on the system turn.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] "
+    "is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + "
+    "'<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
+)
+_ENCODER = r"^model\.embed_tokens_extend\.audio_embed\.encoder\.encoders\.(\d+)\."
+_NATIVE_ENCODER = "model.embed_tokens_extend.audio_embed.encoder.encoders.\\1."
+_IMAGE = "model.embed_tokens_extend.image_embed."
+_AUDIO = "model.embed_tokens_extend.audio_embed."
+# (remote-code pattern, native replacement); the first that matches wins.
 _RENAMES = [
     (
-        re.compile(_AUDIO + r"feed_forward_(in|out)\.net\.0\.linear\."),
-        r"model.embed_tokens_extend.audio_embed.encoder.encoders.\1.feed_forward_\2.gate_up_proj.",
+        re.compile(_ENCODER + r"feed_forward_(in|out)\.net\.0\.linear\."),
+        _NATIVE_ENCODER + r"feed_forward_\2.gate_up_proj.",
     ),
-    (
-        re.compile(_AUDIO + r"feed_forward_(in|out)\.net\.2\."),
-        r"model.embed_tokens_extend.audio_embed.encoder.encoders.\1.feed_forward_\2.down_proj.",
-    ),
-    (
-        re.compile(_AUDIO + r"self_attn\.linear_(q|k|v)\."),
-        r"model.embed_tokens_extend.audio_embed.encoder.encoders.\1.self_attn.\2_proj.",
-    ),
-    (
-        re.compile(_AUDIO + r"self_attn\.linear_out\."),
-        r"model.embed_tokens_extend.audio_embed.encoder.encoders.\1.self_attn.o_proj.",
-    ),
+    (re.compile(_ENCODER + r"feed_forward_(in|out)\.net\.2\."), _NATIVE_ENCODER + r"feed_forward_\2.down_proj."),
+    (re.compile(_ENCODER + r"self_attn\.linear_(q|k|v)\."), _NATIVE_ENCODER + r"self_attn.\2_proj."),
+    (re.compile(_ENCODER + r"self_attn\.linear_out\."), _NATIVE_ENCODER + "self_attn.o_proj."),
+    (re.compile("^" + re.escape(_IMAGE + "img_projection.0.")), _IMAGE + "img_projection_up."),
+    (re.compile("^" + re.escape(_IMAGE + "img_projection.2.")), _IMAGE + "img_projection_down."),
+    (re.compile("^" + re.escape(_IMAGE + "glb_GN") + "$"), _IMAGE + "global_img_feature_extensor"),
+    (re.compile("^" + re.escape(_IMAGE + "sub_GN") + "$"), _IMAGE + "sub_img_feature_extensor"),
+    (re.compile("^" + re.escape(_AUDIO + "audio_projection.speech.0.")), _AUDIO + "up_proj_for_speech."),
+    (re.compile("^" + re.escape(_AUDIO + "audio_projection.speech.2.")), _AUDIO + "down_proj_for_speech."),
+    (re.compile("^" + re.escape(_AUDIO + "audio_projection.vision.0.")), _AUDIO + "up_proj_for_vision_speech."),
+    (re.compile("^" + re.escape(_AUDIO + "audio_projection.vision.2.")), _AUDIO + "down_proj_for_vision_speech."),
 ]
 _LORA = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>A|B)\.(?P<adapter>\w+)\.weight$")
 # The LoRA'd projections of the language model, as PEFT target modules (microsoft's `layer` pattern).
@@ -97,6 +120,9 @@ def convert_config(remote: dict) -> tuple[dict, dict, dict, dict[str, dict]]:
         "attention_dim": "hidden_size",
         "attention_heads": "num_attention_heads",
         "linear_units": "intermediate_size",
+        # microsoft's config.json spells it so; transformers' script drops it, which silently resets a non-default
+        # width to the native default.
+        "depthwise_seperable_out_channel": "depthwise_separable_out_channel",
     }
     for old, new in renames.items():
         if old in audio:
@@ -136,5 +162,5 @@ def native_processor_files(crop_size: int, patch_size: int = 14, dynamic_hd: int
         "padding_value": 0.0,
     }
     preprocessor.update({k: v for k, v in audio.items() if k in preprocessor})
-    processor = {"processor_class": "Phi4MultimodalProcessor", "image_token": "<|image|>", "audio_token": "<|audio|>"}
+    processor = {"processor_class": "Phi4MultimodalProcessor", "image_token": IMAGE_TOKEN, "audio_token": AUDIO_TOKEN}
     return {"preprocessor_config.json": preprocessor, "processor_config.json": processor}
