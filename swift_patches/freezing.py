@@ -97,9 +97,9 @@ def freeze_non_vision(model: nn.Module, config: FreezeConfig) -> FreezeReport:
     for name, param in named.items():
         param.requires_grad_(name in selected)
         if name in selected:
-            trainable += param.numel()
+            trainable += parameter_count(param)
         else:
-            frozen += param.numel()
+            frozen += parameter_count(param)
     logger.info(
         "FREEZE_NON_VISION_PARAMS: %d tensors / %s parameters trainable, %s frozen (patterns %s, lm_head %s)",
         len(selected),
@@ -109,6 +109,15 @@ def freeze_non_vision(model: nn.Module, config: FreezeConfig) -> FreezeReport:
         "trained" if config.train_lm_head else "frozen",
     )
     return FreezeReport(tuple(n for n in named if n in selected), trainable, frozen)
+
+
+def parameter_count(param: nn.Parameter) -> int:
+    """Elements of a parameter; under DeepSpeed ZeRO-3 the full count (`ds_numel`), not the 0 of its local shard.
+
+    >>> import torch; p = nn.Parameter(torch.empty(0)); p.ds_numel = 12; parameter_count(p)
+    12
+    """
+    return getattr(param, "ds_numel", None) or param.numel()
 
 
 def _output_embedding_names(model: nn.Module, named: dict[str, nn.Parameter]) -> set[str]:

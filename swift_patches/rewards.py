@@ -6,6 +6,7 @@ completions.jsonl columns:
 | reward name              | class             | scorer                                   |
 |--------------------------|-------------------|------------------------------------------|
 | `external_r1v_acc`       | `R1VAccuracy`     | `utils.rewards.r1v_accuracy`             |
+| `external_r1v_acc_normalized` | `R1VAccuracyNormalized` | `utils.rewards.normalized_accuracy` |
 | `external_answer_strict` | `AnswerStrictF1`  | `utils.rewards.answer_f1`                |
 | `external_format`        | `ThinkAnswerFormat` | `utils.rewards.think_answer_format`    |
 | `external_kg_jac`        | `KGJaccard`       | `utils.kg_reward.kg_jaccard`             |
@@ -28,7 +29,7 @@ from swift.rewards import ORM, orms
 
 from utils.kg_reward import get_kg_scorer, kg_f1, kg_jaccard
 from utils.log import get_logger
-from utils.rewards import answer_f1, r1v_accuracy, think_answer_format
+from utils.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 logger = get_logger("rewards")
 
@@ -62,6 +63,11 @@ class _PairwiseReward(ORM):
 class R1VAccuracy(_PairwiseReward):
     registry_name = "external_r1v_acc"
     score = staticmethod(r1v_accuracy)
+
+
+class R1VAccuracyNormalized(_PairwiseReward):
+    registry_name = "external_r1v_acc_normalized"
+    score = staticmethod(normalized_accuracy)
 
 
 class AnswerStrictF1(_PairwiseReward):
@@ -120,7 +126,7 @@ class KGF1(_KGReward):
     sub_scores = (("entity_f1", "entity_f1"), ("relation_f1", "relation_f1"))
 
 
-REWARDS = (R1VAccuracy, AnswerStrictF1, ThinkAnswerFormat, KGJaccard, KGF1)
+REWARDS = (R1VAccuracy, R1VAccuracyNormalized, AnswerStrictF1, ThinkAnswerFormat, KGJaccard, KGF1)
 
 
 def register() -> None:

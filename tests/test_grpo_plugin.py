@@ -220,3 +220,22 @@ def test_a_lora_tuner_that_switches_off_the_vision_lora_is_refused(tiny_model, t
     )
     with pytest.raises(ValueError, match="vision LoRA .* is switched off"):
         rlhf_main(args)
+
+
+def test_freezing_counts_zero3_partitioned_parameters_in_full():
+    """Under ZeRO-3 a parameter's local tensor is empty and `ds_numel` holds its size: the log must count that."""
+    from torch import nn
+
+    from swift_patches.freezing import FreezeConfig, freeze_non_vision
+
+    class Partitioned(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lora_A = nn.ModuleDict({"vision": nn.Linear(1, 1, bias=False)})
+            self.base = nn.Linear(1, 1, bias=False)
+            for linear, size in ((self.lora_A["vision"], 48), (self.base, 1000)):
+                linear.weight = nn.Parameter(torch.empty(0))
+                linear.weight.ds_numel = size
+
+    report = freeze_non_vision(Partitioned(), FreezeConfig(enabled=True))
+    assert (report.trainable_count, report.frozen_count) == (48, 1000)

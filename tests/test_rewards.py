@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from rexkg import get_extractor
 from utils.answers import answer_items, first_sentence
 from utils.kg_reward import KGScorer, get_kg_scorer, kg_f1, kg_jaccard
-from utils.rewards import answer_f1, r1v_accuracy, think_answer_format
+from utils.answers import first_tag_span
+from utils.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 SOLUTION = "<think>Small left pleural effusion. No pneumothorax.</think><answer>left pleural effusion</answer>"
 
@@ -19,19 +21,58 @@ SOLUTION = "<think>Small left pleural effusion. No pneumothorax.</think><answer>
 @pytest.mark.parametrize(
     ("completion", "solution", "expected"),
     [
+        # Cases the original rules decide: spans by `<answer>(.*?)</answer>` (case-sensitive, no DOTALL) when the
+        # reference has one, else the text up to the first .!?。！？; comma items stripped and lowercased.
         ("<think>x</think><answer>Left pleural effusion</answer>", SOLUTION, 1.0),
         ("<answer>pneumothorax, left pleural effusion, edema</answer>", SOLUTION, 1.0),  # any overlap pays
         ("<answer>right pleural effusion</answer>", SOLUTION, 0.0),
+        ("Left pleural effusion. Also edema.", SOLUTION, 0.0),  # reference has a span, the completion none: ""
+        ("<answer>yes.</answer>", "<answer>yes</answer>", 0.0),  # punctuation is part of the item
+        ("<answer> Yes </answer>", "<answer>yes</answer>", 1.0),  # stripped and lowercased
+        ("<ANSWER>yes</ANSWER>", "<answer>yes</answer>", 0.0),  # the tags are case-sensitive
+        ("<answer>left\nright</answer>", "<answer>left</answer>", 0.0),  # a span does not cross lines
+        ("<answer>left</answer>", "<answer>left,\nright</answer>", 0.0),  # nor does the reference's: sentences
+        ("No. Nothing else.", "No. The lungs are clear.", 1.0),  # no reference span: first sentences
+        ("The nodule is 1.5 cm", "The nodule is 1.2 cm", 1.0),  # a decimal point ends the sentence
+        ("是。否", "是！", 1.0),  # full-width sentence ends
+        ("", "<answer></answer>", 1.0),  # empty reference: only an empty answer agrees
+        ("<answer>yes</answer>", "<answer></answer>", 0.0),
+        ("<answer>yes, </answer>", "<answer></answer>", 1.0),  # an empty item is an item
+    ],
+)
+def test_r1v_accuracy_reproduces_the_original(completion, solution, expected):
+    assert r1v_accuracy(completion, solution) == expected
+
+
+def _original_by_regex(completion: str, solution: str) -> float:
+    """The original rules written with the original's regular expressions (the oracle for the property test)."""
+    span = re.compile(r"<answer>(.*?)</answer>")
+    with_span = span.search(solution) is not None
+
+    def answer(text):
+        if with_span:
+            match = span.search(text)
+            return match.group(1) if match else ""
+        return re.split(r"[.!?。！？]", text, maxsplit=1)[0]
+
+    items = [{item.strip().lower() for item in answer(text).split(",")} for text in (completion, solution)]
+    return float(bool(items[0] & items[1]))
+
+
+@pytest.mark.parametrize(
+    ("completion", "solution", "expected"),
+    [
+        ("<think>x</think><answer>Left pleural effusion</answer>", SOLUTION, 1.0),
         ("Left pleural effusion. Also edema.", SOLUTION, 1.0),  # no <answer>: first sentence
         ("<think>Effusion.</think>", SOLUTION, 0.0),  # first sentence of the reasoning is not the answer
         ("<answer>yes.</answer>", "<answer>Yes</answer>", 1.0),  # case and trailing punctuation ignored
-        ("No. Nothing else.", "No. The lungs are clear.", 1.0),  # no reference span: first sentences
-        ("", "<answer></answer>", 1.0),  # empty reference: only an empty prediction agrees
+        ("The nodule is 1.5 cm. Stable.", "The nodule is 1.5 cm.", 1.0),  # decimals survive
+        ("", "<answer></answer>", 1.0),
         ("<answer>yes</answer>", "<answer></answer>", 0.0),
     ],
 )
-def test_r1v_accuracy_keeps_the_original_semantics(completion, solution, expected):
-    assert r1v_accuracy(completion, solution) == expected
+def test_normalized_accuracy_forgives_case_and_punctuation(completion, solution, expected):
+    assert normalized_accuracy(completion, solution) == expected
 
 
 @pytest.mark.parametrize(
@@ -167,7 +208,7 @@ MALFORMED = st.one_of(
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(completion=MALFORMED, solution=st.one_of(st.just(SOLUTION), st.text(max_size=80)))
 def test_answer_rewards_score_anything_within_bounds(completion, solution):
-    for reward in (r1v_accuracy, answer_f1, think_answer_format):
+    for reward in (r1v_accuracy, normalized_accuracy, answer_f1, think_answer_format):
         score = reward(completion, solution) if reward is not think_answer_format else reward(completion)
         assert isinstance(score, float) and 0.0 <= score <= 1.0
 
@@ -180,3 +221,37 @@ def test_kg_rewards_score_anything_within_bounds(completions):
         for value in (kg_jaccard(d), kg_f1(d)):
             assert not math.isnan(value) and 0.0 <= value <= 1.0
         assert d["num_entities"] >= 0
+
+
+# Repeated and unbalanced tags, case variants and newlines: the inputs on which lazy regular expressions go quadratic.
+TAG_SOUP = st.lists(
+    st.sampled_from(
+        ["<answer>", "</answer>", "<ANSWER>", "</Answer>", "<think>", "</think>", "\n", " ", "a", "yes", ".", ","]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=TAG_SOUP, ignore_case=st.booleans(), multiline=st.booleans())
+def test_first_tag_span_finds_what_the_lazy_regex_finds(text, ignore_case, multiline):
+    flags = (re.IGNORECASE if ignore_case else 0) | (re.DOTALL if multiline else 0)
+    match = re.search(r"<answer>(.*?)</answer>", text, flags)
+    expected = (match.start(1), match.end(1)) if match else None
+    assert first_tag_span(text, "<answer>", "</answer>", ignore_case=ignore_case, multiline=multiline) == expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(completion=TAG_SOUP, solution=TAG_SOUP)
+def test_r1v_accuracy_equals_the_original_regex_rules(completion, solution):
+    assert r1v_accuracy(completion, solution) == _original_by_regex(completion, solution)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(completion=TAG_SOUP)
+def test_format_reward_equals_its_regex_definition(completion):
+    well_formed = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+    match = well_formed.fullmatch(completion)
+    tag = re.compile(r"</?\s*(?:think|answer)\s*>", re.IGNORECASE)
+    expected = float(bool(match) and all(p.strip() and not tag.search(p) for p in match.groups()))
+    assert think_answer_format(completion) == expected

@@ -1,6 +1,8 @@
 """Parsing of `<think>…</think><answer>…</answer>` text: the one parser shared by rewards and evaluation.
 
-Every function takes any string (malformed, unbalanced, empty, or not a string at all) and never raises.
+Every function takes any string (malformed, unbalanced, empty, or not a string at all), never raises, and runs in
+linear time: tag pairs are found by `first_tag_span`, not by lazy regular expressions, which rescan the rest of the
+text from every opening tag (quadratic on `"<answer>" * n`).
 
 >>> think_text("<think>Small effusion.</think><answer>yes</answer>")
 'Small effusion.'
@@ -14,11 +16,46 @@ from __future__ import annotations
 
 import re
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
-_THINK_OPEN = re.compile(r"<think>(.*)", re.DOTALL | re.IGNORECASE)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
 ANY_TAG = re.compile(r"</?\s*(?:think|answer)\s*>", re.IGNORECASE)
+
+
+def first_tag_span(
+    text: str, open_tag: str, close_tag: str, *, ignore_case: bool = True, multiline: bool = True
+) -> tuple[int, int] | None:
+    r"""(start, end) of the content of the first `open_tag … close_tag` pair: exactly what
+    `re.search(open_tag + "(.*?)" + close_tag, text)` finds (with IGNORECASE when `ignore_case`, DOTALL when
+    `multiline`), in linear time.
+
+    From an opening tag, the lazy group ends at the first closing tag after it; without DOTALL it must not cross a
+    newline, and then no opening tag before that newline can match either. So each closing-tag and newline search
+    starts where the last one stopped.
+
+    >>> first_tag_span("<answer>a<answer>b</answer>", "<answer>", "</answer>")
+    (8, 18)
+    >>> first_tag_span("<answer>a\nb</answer>", "<answer>", "</answer>", multiline=False) is None
+    True
+    """
+    flags = re.IGNORECASE if ignore_case else 0
+    opener, closer = re.compile(re.escape(open_tag), flags), re.compile(re.escape(close_tag), flags)
+    position, close, newline = 0, None, -1
+    while True:
+        opened = opener.search(text, position)
+        if opened is None:
+            return None
+        start = opened.end()
+        if close is None or close.start() < start:
+            close = closer.search(text, start)
+            if close is None:
+                return None
+        if multiline:
+            return start, close.start()
+        if newline < start:
+            newline = text.find("\n", start)
+        if newline == -1 or close.start() < newline:
+            return start, close.start()
+        position = newline + 1
 
 
 def think_text(text: str) -> str:
@@ -26,21 +63,21 @@ def think_text(text: str) -> str:
     removed in every case)."""
     if not isinstance(text, str):
         return ""
-    match = _THINK.search(text)
-    if match:
-        return match.group(1).strip()
+    span = first_tag_span(text, "<think>", "</think>")
+    if span:
+        return text[span[0] : span[1]].strip()
     opened = _ANSWER_OPEN.search(text)
     head = text[: opened.start()] if opened else text
     unclosed = _THINK_OPEN.search(head)
-    return ANY_TAG.sub(" ", unclosed.group(1) if unclosed else head).strip()
+    return ANY_TAG.sub(" ", head[unclosed.end() :] if unclosed else head).strip()
 
 
 def answer_span(text: str) -> str | None:
     """The stripped content of the first `<answer>…</answer>`, or None when there is none."""
     if not isinstance(text, str):
         return None
-    match = _ANSWER.search(text)
-    return match.group(1).strip() if match else None
+    span = first_tag_span(text, "<answer>", "</answer>")
+    return text[span[0] : span[1]].strip() if span else None
 
 
 # Sentence ends: . ! ? and their full-width forms, followed by whitespace or the end. A bare period inside a number

@@ -4,7 +4,7 @@ Every function accepts any value for the completion (malformed, truncated, empty
 float in [0, 1]; none of them raises on model output. The ms-swift adapters in `swift_patches/rewards.py` only
 unpack columns and call these.
 
->>> r1v_accuracy("<think>…</think><answer>Left lung, right lung</answer>", "<answer>right lung</answer>")
+>>> r1v_accuracy("<think>…</think><answer>left lung, right lung</answer>", "<answer>right lung</answer>")
 1.0
 >>> answer_f1("<answer>left lung, right lung</answer>", "<answer>right lung</answer>")
 0.6666666666666666
@@ -16,9 +16,47 @@ from __future__ import annotations
 
 import re
 
-from utils.answers import ANY_TAG, answer_items, answer_span, first_sentence
+from utils.answers import ANY_TAG, answer_items, answer_span, first_sentence, first_tag_span
 
-_WELL_FORMED = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.DOTALL)
+# The original's first sentence: the text up to the first of these characters, whatever follows it.
+_ORIGINAL_SENTENCE_END = re.compile(r"[.!?。！？]")
+
+
+def _original_answer(text: str, with_span: bool) -> str:
+    """One side's answer as the original reward took it: the `<answer>(.*?)</answer>` span (case-sensitive, `.`
+    not matching newlines; no span gives an empty answer), or the text up to the first `.!?。！？`."""
+    if with_span:
+        span = first_tag_span(text, "<answer>", "</answer>", ignore_case=False, multiline=False)
+        return text[span[0] : span[1]] if span else ""
+    return _ORIGINAL_SENTENCE_END.split(text, maxsplit=1)[0]
+
+
+def _original_items(answer: str) -> set[str]:
+    return {item.strip().lower() for item in answer.split(",")}
+
+
+def r1v_accuracy(completion: str, solution: str) -> float:
+    """`external_r1v_acc`, the original CheXPO-v2 accuracy reward, rule for rule: 1.0 when the completion's answer
+    items and the reference's share an item, else 0.0.
+
+    When the reference has an `<answer>…</answer>` span (case-sensitive, on one line), both sides are compared by
+    their spans (a completion without one answers ""); otherwise by their text up to the first `.!?。！？` (a
+    decimal point counts). Answers are split on commas, each item stripped and lowercased, nothing else: `"yes."`
+    and `"yes"` differ, and an empty reference matches only an empty answer. Any overlap pays, so listing every
+    candidate is rewarded; `answer_f1` (`external_answer_strict`) closes that loophole, and `normalized_accuracy`
+    (`external_r1v_acc_normalized`) forgives punctuation and case.
+
+    >>> r1v_accuracy("<answer>yes</answer>", "<think>Effusion.</think><answer>Yes</answer>")
+    1.0
+    >>> r1v_accuracy("<answer>yes.</answer>", "<answer>yes</answer>"), r1v_accuracy("No. Clear.", "No, none.")
+    (0.0, 1.0)
+    """
+    if not isinstance(completion, str) or not isinstance(solution, str):
+        return 0.0
+    with_span = first_tag_span(solution, "<answer>", "</answer>", ignore_case=False, multiline=False) is not None
+    predicted = _original_items(_original_answer(completion, with_span))
+    reference = _original_items(_original_answer(solution, with_span))
+    return float(bool(predicted & reference))
 
 
 def _answer_or_first_sentence(text: str) -> str:
@@ -26,17 +64,14 @@ def _answer_or_first_sentence(text: str) -> str:
     return span if span is not None else first_sentence(text)
 
 
-def r1v_accuracy(completion: str, solution: str) -> float:
-    """`external_r1v_acc`, the original accuracy reward: 1.0 when the completion's answer items and the reference's
-    share at least one item, else 0.0.
+def normalized_accuracy(completion: str, solution: str) -> float:
+    """`external_r1v_acc_normalized`: `r1v_accuracy`'s any-overlap rule on normalised answers: spans found in any
+    case and across lines, first sentences ended only by `.!?` before whitespace (decimals survive), items with
+    inner whitespace collapsed and surrounding punctuation and quotes stripped. Two empty answers agree.
 
-    The answer of each side is its `<answer>` span, or its first sentence when it has none. Both are split into
-    `answer_items`. Two empty answers agree (1.0); an empty answer against a non-empty one scores 0.0. Any overlap
-    pays, so listing every possible answer is rewarded; `answer_f1` closes that loophole.
-
-    >>> r1v_accuracy("<answer>yes</answer>", "<think>Effusion.</think><answer>Yes</answer>")
+    >>> normalized_accuracy("<answer>Yes.</answer>", "<answer>yes</answer>")
     1.0
-    >>> r1v_accuracy("No. Nothing is seen.", "No pneumothorax is seen. The lungs are clear.")
+    >>> normalized_accuracy("No. Nothing is seen.", "No pneumothorax is seen. The lungs are clear.")
     0.0
     """
     predicted = answer_items(_answer_or_first_sentence(completion))
@@ -84,8 +119,14 @@ def think_answer_format(completion: str) -> float:
     """
     if not isinstance(completion, str):
         return 0.0
-    match = _WELL_FORMED.fullmatch(completion)
-    if not match:
+    # Linear equivalent of `\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*` as a full match: a think block
+    # holding no tag must end at the first </think>, and the answer block runs to the final </answer>.
+    text = completion.strip()
+    if not (text.startswith("<think>") and text.endswith("</answer>")):
         return 0.0
-    parts = match.group("think"), match.group("answer")
+    think_end = text.find("</think>")
+    rest = text[think_end + len("</think>") :].lstrip() if think_end >= 0 else ""
+    if not rest.startswith("<answer>") or len(rest) < len("<answer></answer>"):
+        return 0.0
+    parts = text[len("<think>") : think_end], rest[len("<answer>") : -len("</answer>")]
     return float(all(part.strip() and not ANY_TAG.search(part) for part in parts))

@@ -5,8 +5,11 @@ Sample types:
 - `hard_uniform`: only items the SFT model got wrong (`is_correct == false`), stratified the same way;
 - `random` / `hard_random`: the same candidates, drawn without stratification.
 
-Stratified quotas are proportional to each stratum's share of the candidates, rounded to the nearest integer, with
-the rounding error given to (or taken from) the largest stratum, as the original sampler did. A stratum that cannot
+Stratified quotas are proportional to each stratum's share of the candidates, apportioned by largest remainder:
+every stratum gets the floor of its exact share, and the units left go to the largest fractional parts. So every
+quota is >= 0, at most its stratum's size (when the pool is large enough), and the quotas sum to the size. (The
+original rounded each share and put the rounding error on the largest stratum, which can drive that quota negative:
+33 items over one stratum of 11 and twenty of 10 gave it -7.) A stratum that cannot
 fill its quota is an error unless `allow_short`, which takes what exists and hands the shortfall to strata with
 items to spare, in proportion to their size.
 
@@ -66,13 +69,20 @@ def candidates(pool: Sequence[dict], sample_type: str) -> list[dict]:
 
 
 def proportional_quotas(size: int, counts: dict) -> dict:
-    """Quotas summing to `size`, proportional to `counts`; the rounding error goes to the largest stratum."""
+    """Quotas summing to `size`, proportional to `counts`, by largest remainder (ties: larger stratum, then key).
+
+    >>> proportional_quotas(33, {"big": 11, **{f"s{i:02d}": 10 for i in range(20)}})["big"]
+    2
+    """
     total = sum(counts.values())
     if total == 0:
         return {key: 0 for key in counts}
-    quotas = {key: int(round(size * n / total)) for key, n in counts.items()}
-    largest = max(counts, key=lambda key: (counts[key], str(key)))
-    quotas[largest] += size - sum(quotas.values())
+    # Integer arithmetic: exact shares are size * n / total; floors plus the remainders size * n % total.
+    quotas = {key: size * n // total for key, n in counts.items()}
+    left = size - sum(quotas.values())
+    by_remainder = sorted(counts, key=lambda key: (-(size * counts[key] % total), -counts[key], str(key)))
+    for key in by_remainder[:left]:
+        quotas[key] += 1
     return quotas
 
 
