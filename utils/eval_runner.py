@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from utils.annotations import load_annotations
+from utils.env import env_int
 from utils.evaluation import (
     EvalItem,
     ResultStream,
@@ -32,7 +33,6 @@ from utils.evaluation import (
     summarize,
 )
 from utils.html_report import render_report
-from utils.env import env_int
 from utils.io import InputError, atomic_write_json, atomic_write_text
 from utils.log import get_logger
 
