@@ -14,6 +14,10 @@ _prepare_batch_inputs -> _postprocess_batch -> _log_rollout`):
   with `--dynamic_sample true`, groups whose reward std is at or below it are resampled. The original code
   hard-coded 0.06; `train.sh` sets that value explicitly as part of the paper's recipe.
 - `FREEZE_NON_VISION_PARAMS` (`__init__`): see `swift_patches/freezing.py`.
+- resume (`_load_from_checkpoint`): a checkpoint in our native layout (base weights + `vision-lora/`) is loaded in
+  full and strictly by `load_native_layout`; transformers' own loader would keep the SFT vision LoRA (and every
+  LoRA-wrapped base weight) with only a warning. Optimizer, scheduler, RNG and step are restored by transformers as
+  usual. Under DeepSpeed, transformers resumes from DeepSpeed's own `global_step*/` states instead.
 - run settings that ms-swift's own files do not hold (`_save`): `chex_run.json` in every checkpoint records the
   image crop count the run trained with (ms-swift copies the source model's `preprocessor_config.json`).
 
@@ -33,7 +37,7 @@ from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
 from swift.trainers import TrainerFactory
 
 from swift_patches.freezing import FreezeConfig, freeze_non_vision
-from swift_patches.phi4mm import inactive_vision_lora
+from swift_patches.phi4mm import VISION_LORA_DIR, inactive_vision_lora, load_native_layout
 from utils.env import env_float
 from utils.io import atomic_write_json
 from utils.log import get_logger
@@ -108,6 +112,13 @@ class CheXGRPOTrainer(GRPOTrainer):
         self.dynamic_sample_min_std = env_float("DYNAMIC_SAMPLE_MIN_STD", 0.0)
         freeze = FreezeConfig.from_env()
         self.freeze_report = freeze_non_vision(self.model, freeze) if freeze.enabled else None
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = self.model if model is None else model
+        if not (Path(resume_from_checkpoint) / VISION_LORA_DIR).is_dir():
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        loaded = load_native_layout(getattr(model, "module", model), resume_from_checkpoint)  # DDP wraps it
+        logger.info("resumed %d tensors (base weights and vision LoRA) from %s", loaded, resume_from_checkpoint)
 
     def _save(self, output_dir=None, state_dict=None) -> None:
         super()._save(output_dir, state_dict)

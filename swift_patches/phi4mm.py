@@ -89,6 +89,53 @@ def save_native_layout(model, save_directory, state_dict=None, **kwargs) -> None
         model._hf_peft_config_loaded = True
 
 
+def _checkpoint_tensors(folder: Path, single: str, index: str) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors checkpoint, single file or sharded (with its index)."""
+    from safetensors.torch import load_file
+
+    if (folder / single).is_file():
+        return load_file(str(folder / single))
+    if (folder / index).is_file():
+        import json
+
+        shards = sorted(set(json.loads((folder / index).read_text())["weight_map"].values()))
+        return {key: value for shard in shards for key, value in load_file(str(folder / shard)).items()}
+    raise FileNotFoundError(f"{folder}: neither {single} nor {index}")
+
+
+def load_native_layout(model, checkpoint_dir: str | os.PathLike) -> int:
+    """The inverse of `save_native_layout`: load every weight of a model carrying the vision adapter from a checkpoint
+    folder (base weights under their native names, the adapter from `vision-lora/`), strictly. Returns the number of
+    tensors loaded; raises RuntimeError naming the tensors that are missing on either side.
+
+    transformers' resume loads `model.safetensors` alone with `strict=False`: the LoRA-wrapped base weights
+    (`….base_layer.weight`) and the whole vision LoRA would silently keep their SFT values.
+    """
+    folder = Path(checkpoint_dir)
+    base = _checkpoint_tensors(folder, "model.safetensors", "model.safetensors.index.json")
+    adapter = _checkpoint_tensors(folder / VISION_LORA_DIR, "adapter_model.safetensors", "adapter_model.index.json")
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    target, missing, used_base, used_adapter = {}, [], set(), set()
+    for key in model.state_dict():
+        if ".lora_" in key:
+            source, saved, used = adapter, "base_model.model." + key.replace(f".{VISION_ADAPTER}.", "."), used_adapter
+        else:
+            source, saved, used = base, key.replace(".base_layer.", "."), used_base
+        if saved in source:
+            target[key] = source[saved]
+            used.add(saved)
+        elif key not in tied:
+            missing.append(key)
+    unused = sorted(set(base) - used_base) + sorted(f"{VISION_LORA_DIR}/{k}" for k in set(adapter) - used_adapter)
+    if missing or unused:
+        raise RuntimeError(
+            f"{folder}: checkpoint does not match the model: {len(missing)} model tensors not in it "
+            f"({', '.join(missing[:5])}), {len(unused)} of its tensors unused ({', '.join(unused[:5])})"
+        )
+    model.load_state_dict(target, strict=False)
+    return len(target)
+
+
 def inactive_vision_lora(model) -> bool:
     """True when the model carries our `vision` LoRA but it is not active, which happens when a PEFT tuner
     (`--tuner_type lora`) wraps the model and activates only its own adapter."""
