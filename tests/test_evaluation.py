@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -456,3 +457,74 @@ def test_vllm_backend_on_the_native_model_stops_with_the_reason(tiny_model, demo
     assert completed.returncode == 2
     assert "cannot run on vLLM" in completed.stderr and "--infer_backend transformers" in completed.stderr
     assert not any(tmp_path.iterdir())
+
+
+def _evaluate_command(model: Path, data: Path, output: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(REPO / "evaluate.py"),
+        "--model_path",
+        str(model),
+        "--data_root",
+        str(data),
+        "--splits",
+        "test_basic",
+        "--limit",
+        "2",
+        "--output_dir",
+        str(output),
+        *FAST,
+    ]
+
+
+def test_two_runs_checkpoints_sharing_a_basename_never_share_results(tiny_model, demo_data, tmp_path):
+    from tools.make_tiny_model import build
+
+    first = tmp_path / "sweep" / "run_a" / "checkpoint-1"
+    shutil.copytree(tiny_model, first)
+    second = build(tmp_path / "sweep" / "run_b" / "checkpoint-1", seed=1)  # other weights, same basename
+    # evaluate.sh names the run in its default output folder.
+    planned = {}
+    for model in (first, second):
+        dry = subprocess.run(
+            ["bash", str(REPO / "evaluate.sh")],
+            env={**_env(), "DRY_RUN": "1", "MODEL_PATH": str(model), "RUN_TOKEN_PROB": "0"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        command = next(line for line in dry.stdout.splitlines() if line.startswith("+")).split()
+        planned[model.parent.name] = command[command.index("--output_dir") + 1]
+    assert planned["run_a"].endswith("output/eval/run_a/checkpoint-1")
+    assert planned["run_b"].endswith("output/eval/run_b/checkpoint-1")
+    # Pointed at one folder anyway, the second evaluation refuses the first one's answers, naming both.
+    shared = tmp_path / "eval"
+    subprocess.run(_evaluate_command(first, demo_data, shared), env=_env(), check=True, capture_output=True)
+    completed = subprocess.run(
+        _evaluate_command(second, demo_data, shared), env=_env(), capture_output=True, text=True
+    )
+    assert completed.returncode == 2
+    assert str(first) in completed.stderr and str(second) in completed.stderr and "weights" in completed.stderr
+    results = json.loads((shared / "test_basic" / "results.json").read_text())
+    assert results["model_path"] == str(first)  # nothing of the first run's results was overwritten or mixed
+    # --no-resume starts that split over for the new model.
+    subprocess.run(
+        [*_evaluate_command(second, demo_data, shared), "--no-resume"], env=_env(), check=True, capture_output=True
+    )
+    assert json.loads((shared / "test_basic" / "results.json").read_text())["model_path"] == str(second)
+
+
+def test_ranks_without_a_shared_output_folder_stop_before_generating(tiny_model, demo_data, tmp_path):
+    """Two gloo ranks, each given its own output folder (what two nodes without a shared filesystem amount to)."""
+    port = 29000 + os.getpid() % 1000
+    processes = []
+    for rank in (0, 1):
+        env = {**_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1"}
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        command = _evaluate_command(tiny_model, demo_data, tmp_path / f"node{rank}")
+        processes.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+    errors = [process.communicate(timeout=300)[1] for process in processes]
+    assert [process.returncode for process in processes] == [2, 2]
+    for error in errors:
+        assert f"--output_dir {tmp_path / 'node0' / 'test_basic'}" in error and "rank(s) 1 cannot see" in error
+    assert not list(tmp_path.glob("node*/test_basic/parts/part-*.jsonl"))  # nothing was generated

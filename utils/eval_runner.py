@@ -4,7 +4,11 @@ Per split: validate the annotations, shard the unfinished items across ranks (`t
 multi-node work the same way), generate in batches, stream each batch's records to `parts/part-<rank>.jsonl`
 (flushed and fsynced), and on rank 0 merge the parts into `results.json` (the original format plus strict accuracy
 and a per-type summary), `summary.json` and `accuracy_by_type.png`; with log-probs also `report.html`.
-`--resume` (default) skips every item already in the parts, so a killed run continues where it stopped.
+`--resume` (default) skips every item already in the parts, so a killed run continues where it stopped; the parts
+carry a fingerprint (`utils/eval_identity.py`: model path, weight digests, annotation digest, generation settings)
+and resuming against a different one stops with an error naming both. Before anything is generated, rank 0 decides
+what is left to do and broadcasts it, so every rank shards the same plan, and every rank must see a file rank 0
+wrote in the output folder: multi-node evaluation needs that folder on a shared filesystem, and says so at start-up.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Callable
+import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from utils.annotations import load_annotations
 from utils.env import env_int
+from utils.eval_identity import FINGERPRINT_FILE, evaluation_fingerprint, fingerprint_differences
 from utils.evaluation import (
     EvalItem,
     ResultStream,
@@ -33,11 +39,12 @@ from utils.evaluation import (
     summarize,
 )
 from utils.html_report import render_report
-from utils.io import InputError, atomic_write_json, atomic_write_text
+from utils.io import InputError, atomic_write_json, atomic_write_text, read_json
 from utils.log import get_logger
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPLITS = ("test_basic", "test_compare", "test_region")
+SHARED_TOKEN_FILE = ".shared-check"  # rank 0 writes it, every rank must read it back: a shared output folder
 logger = get_logger("evaluate")
 
 
@@ -80,21 +87,120 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def _jobs(args) -> list[tuple[str, Path, Path]]:
-    """(name, annotation file, image root) per split to evaluate."""
+@dataclass(frozen=True)
+class SplitJob:
+    """One split to evaluate: its annotations, images and output folder."""
+
+    name: str
+    annotation_file: Path
+    img_root: Path
+    out_dir: Path
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What every split of a run shares (from the command line)."""
+
+    model_path: str
+    adapters: tuple[str, ...]
+    model_type: str
+    max_new_tokens: int
+    dynamic_hd: int
+    infer_backend: str
+    batch_size: int
+    resume: bool
+    strict: bool
+    limit: int | None
+    token_probs: bool
+    top_k: int
+    low_prob: float
+
+    @classmethod
+    def from_args(cls, args, token_probs: bool) -> EvalSettings:
+        return cls(
+            model_path=args.model_path,
+            adapters=tuple(args.adapters),
+            model_type=args.model_type,
+            max_new_tokens=args.max_new_tokens,
+            dynamic_hd=args.dynamic_hd,
+            infer_backend=args.infer_backend,
+            batch_size=args.batch_size,
+            resume=args.resume,
+            strict=args.strict,
+            limit=args.limit,
+            token_probs=token_probs,
+            top_k=args.top_k if token_probs else 0,
+            low_prob=args.low_prob if token_probs else 0.0,
+        )
+
+    def generation(self) -> dict:
+        """The settings that decide what is generated: part of every fingerprint."""
+        return {
+            "model_type": self.model_type,
+            "decoding": "greedy",
+            "max_new_tokens": self.max_new_tokens,
+            "dynamic_hd": self.dynamic_hd,
+            "infer_backend": self.infer_backend,
+            "token_probs": self.token_probs,
+            "top_k": self.top_k,
+        }
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the evaluation processes, and the collectives they share (no-ops alone)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def broadcast(self, obj):
+        """Rank 0's `obj`, on every rank."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        holder = [obj]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
+    def gather(self, obj) -> list:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        gathered = [None] * self.world
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
+
+def _jobs(args) -> list[SplitJob]:
+    """The splits to evaluate."""
     data_root = Path(args.data_root)
     img_root = Path(args.img_root) if args.img_root else data_root / "images"
+    out = Path(args.output_dir)
     if args.annotation_file:
-        return [(Path(args.annotation_file).stem, Path(args.annotation_file), img_root)]
-    return [(split, data_root / "annotations" / "eval" / f"{split}_vqa.json", img_root) for split in args.splits]
+        path = Path(args.annotation_file)
+        return [SplitJob(path.stem, path, img_root, out / path.stem)]
+    return [
+        SplitJob(split, data_root / "annotations" / "eval" / f"{split}_vqa.json", img_root, out / split)
+        for split in args.splits
+    ]
 
 
-def _distributed() -> tuple[int, int, int, Callable[[], None]]:
-    """(rank, world size, local rank, barrier); a process group only under torchrun with more than one process."""
+def _distributed() -> Ranks:
+    """The process group under torchrun with more than one process; a single process needs none."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world == 1:
-        return 0, 1, local_rank, lambda: None
+        return Ranks(0, 1, local_rank)
     import torch
     import torch.distributed as dist
 
@@ -104,7 +210,7 @@ def _distributed() -> tuple[int, int, int, Callable[[], None]]:
             torch.cuda.set_device(local_rank)
         # Ranks wait for each other only at the end of a split; a slow shard must not hit the 30-minute default.
         dist.init_process_group(backend=backend, timeout=timedelta(hours=24))
-    return dist.get_rank(), world, local_rank, dist.barrier
+    return Ranks(dist.get_rank(), world, local_rank)
 
 
 def main(argv: list[str] | None = None, token_probs: bool = False) -> int:
@@ -121,8 +227,9 @@ def main(argv: list[str] | None = None, token_probs: bool = False) -> int:
 def run(args, token_probs: bool) -> None:
     """Evaluate every job of `args` (see the module docstring)."""
     jobs = _jobs(args)
-    annotations = {name: load_annotations(path) for name, path, _ in jobs}  # all inputs checked before loading
-    rank, world, local_rank, barrier = _distributed()
+    annotations = {job.name: load_annotations(job.annotation_file) for job in jobs}  # inputs checked before loading
+    settings = EvalSettings.from_args(args, token_probs)
+    ranks = _distributed()
 
     from swift.utils import import_external_file
 
@@ -132,21 +239,20 @@ def run(args, token_probs: bool) -> None:
     attn_impl = "flash_attention_2" if args.use_flash_attention else args.attn_impl
     engine = load_engine(
         EngineConfig(
-            model_path=args.model_path,
-            model_type=args.model_type,
-            adapters=tuple(args.adapters),
-            backend=args.infer_backend,
-            batch_size=args.batch_size,
+            model_path=settings.model_path,
+            model_type=settings.model_type,
+            adapters=settings.adapters,
+            backend=settings.infer_backend,
+            batch_size=settings.batch_size,
             torch_dtype=args.torch_dtype,
             attn_impl=attn_impl,
-            dynamic_hd=args.dynamic_hd,
-            device_map=f"cuda:{local_rank}" if _cuda() else None,
+            dynamic_hd=settings.dynamic_hd,
+            device_map=f"cuda:{ranks.local_rank}" if _cuda() else None,
         )
     )
-    for name, path, img_root in jobs:
-        items = build_items(annotations[name], img_root)[: args.limit]
-        out_dir = Path(args.output_dir) / name
-        _evaluate_split(engine, items, out_dir, path, img_root, args, token_probs, rank, world, barrier)
+    for job in jobs:
+        items = build_items(annotations[job.name], job.img_root)[: settings.limit]
+        _evaluate_split(engine, items, job, settings, ranks)
 
 
 def _cuda() -> bool:
@@ -155,68 +261,124 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _evaluate_split(engine, items, out_dir, path, img_root, args, token_probs, rank, world, barrier) -> None:
+def _prepare_parts(job: SplitJob, settings: EvalSettings, ranks: Ranks) -> tuple[dict, list[int]]:
+    """Agree, before anyone writes, on the fingerprint and the items already done; check the folder is shared.
+
+    Rank 0 decides (clears the parts without --resume, checks or writes the fingerprint, reads what is done) and
+    broadcasts the decision; every rank then confirms that it sees the token file rank 0 wrote. Any problem stops
+    every rank with the same error before a single item is generated.
+    """
+    parts = job.out_dir / "parts"
+    decision: dict = {}
+    if ranks.rank == 0:
+        try:
+            fingerprint = evaluation_fingerprint(
+                settings.model_path, list(settings.adapters), job.annotation_file, settings.generation()
+            )
+            if not settings.resume and parts.exists():
+                shutil.rmtree(parts)
+            parts.mkdir(parents=True, exist_ok=True)
+            stored_path = parts / FINGERPRINT_FILE
+            if stored_path.exists():
+                differences = fingerprint_differences(read_json(stored_path), fingerprint)
+                if differences:
+                    raise InputError(
+                        f"{parts}: these results were produced by another evaluation; resuming would mix them "
+                        f"with this one ({'; '.join(differences)}). Use another --output_dir, or --no-resume to "
+                        "start this split over"
+                    )
+            elif any(parts.glob("part-*.jsonl")):
+                raise InputError(f"{parts}: results without a fingerprint (an older run?); use --no-resume")
+            else:
+                atomic_write_json(stored_path, fingerprint)
+            token = uuid.uuid4().hex
+            atomic_write_text(parts / SHARED_TOKEN_FILE, token)
+            done = read_parts(parts)
+            decision = {"token": token, "fingerprint": fingerprint, "done": sorted(done), "folder": str(job.out_dir)}
+        except InputError as error:
+            decision = {"error": str(error)}
+    decision = ranks.broadcast(decision)
+    if "error" in decision:
+        raise InputError(decision["error"])
+    token_path = parts / SHARED_TOKEN_FILE
+    sees = token_path.is_file() and token_path.read_text() == decision["token"]
+    blind = [rank for rank, ok in enumerate(ranks.gather(sees)) if not ok]
+    if blind:
+        raise InputError(
+            f"--output_dir {decision['folder']}: not shared between the evaluation processes: rank(s) "
+            f"{', '.join(map(str, blind))} cannot see what rank 0 writes there (this rank, {ranks.rank}, uses "
+            f"{job.out_dir}). Multi-node evaluation needs an output folder on a filesystem every node mounts (rank 0 "
+            "merges every rank's parts from it)"
+        )
+    return decision["fingerprint"], decision["done"]
+
+
+def _evaluate_split(engine, items: list[EvalItem], job: SplitJob, settings: EvalSettings, ranks: Ranks) -> None:
     from tqdm import tqdm
 
     from utils.inference import generate
 
-    parts = out_dir / "parts"
-    if not args.resume and rank == 0 and parts.exists():
-        shutil.rmtree(parts)
-    barrier()
-    done = read_parts(parts) if parts.exists() else {}
-    mine = shard([item for item in items if item.id not in done], rank, world)
-    stream = ResultStream(parts / f"part-{rank}.jsonl")
-    progress = tqdm(total=len(mine), desc=f"{out_dir.name} (rank {rank})", disable=rank != 0, unit="sample")
-    top_k = args.top_k if token_probs else 0
+    parts = job.out_dir / "parts"
+    fingerprint, done = _prepare_parts(job, settings, ranks)
+    finished = set(done)
+    mine = shard([item for item in items if item.id not in finished], ranks.rank, ranks.world)
+    stream = ResultStream(parts / f"part-{ranks.rank}.jsonl")
+    progress = tqdm(total=len(mine), desc=f"{job.name} (rank {ranks.rank})", disable=ranks.rank != 0, unit="sample")
     try:
-        for start in range(0, len(mine), args.batch_size):
-            batch = mine[start : start + args.batch_size]
+        for start in range(0, len(mine), settings.batch_size):
+            batch = mine[start : start + settings.batch_size]
             records, ready = [], []
             for item in batch:
                 error = image_error(item.image_paths)
-                if error and args.strict:
-                    raise InputError(f"{path}: index {item.id}: field 'image_ids': {error}")
+                if error and settings.strict:
+                    raise InputError(f"{job.annotation_file}: index {item.id}: field 'image_ids': {error}")
                 if error:
-                    logger.warning("%s: index %d: %s (recorded, not scored)", path, item.id, error)
+                    logger.warning("%s: index %d: %s (recorded, not scored)", job.annotation_file, item.id, error)
                     records.append(result_record(item, None, error))
                 else:
                     ready.append(item)
-            generations = generate(engine, ready, args.max_new_tokens, logprobs=token_probs, top_k=top_k)
+            generations = generate(
+                engine, ready, settings.max_new_tokens, logprobs=settings.token_probs, top_k=settings.top_k
+            )
             records += [result_record(item, generation) for item, generation in zip(ready, generations)]
             stream.append(sorted(records, key=lambda r: r["id"]))
             progress.update(len(batch))
     finally:
         stream.close()
         progress.close()
-    barrier()
-    if rank == 0:
-        _merge(items, out_dir, path, img_root, args, token_probs, world)
-    barrier()
+    ranks.barrier()
+    if ranks.rank == 0:
+        _merge(items, job, settings, fingerprint, ranks.world)
+    ranks.barrier()
 
 
-def _merge(items: list[EvalItem], out_dir: Path, path: Path, img_root: Path, args, token_probs: bool, world: int):
-    done = read_parts(out_dir / "parts")
+def _merge(items: list[EvalItem], job: SplitJob, settings: EvalSettings, fingerprint: dict, world: int) -> None:
+    done = read_parts(job.out_dir / "parts")
     missing = [item.id for item in items if item.id not in done]
     if missing:
-        raise RuntimeError(f"{out_dir}: {len(missing)} items have no result after all ranks finished: {missing[:10]}")
+        raise RuntimeError(
+            f"{job.out_dir}: {len(missing)} items have no result after all ranks finished: {missing[:10]}"
+        )
     results = [done[item.id] for item in items]
     summary = summarize(results)
     meta = {
-        "model_path": args.model_path,
-        "adapters": args.adapters,
-        "annotation_file": str(path),
-        "img_root": str(img_root),
-        "max_new_tokens": args.max_new_tokens,
-        "dynamic_hd": args.dynamic_hd,
-        "infer_backend": args.infer_backend,
+        "model_path": settings.model_path,
+        "adapters": list(settings.adapters),
+        "annotation_file": str(job.annotation_file),
+        "img_root": str(job.img_root),
+        "max_new_tokens": settings.max_new_tokens,
+        "dynamic_hd": settings.dynamic_hd,
+        "infer_backend": settings.infer_backend,
         "world_size": world,
+        "fingerprint": fingerprint,
     }
+    out_dir = job.out_dir
     atomic_write_json(out_dir / "results.json", final_results(results, summary, meta))
     atomic_write_json(out_dir / "summary.json", summary)
-    title = f"{out_dir.name}: {args.model_path}"
+    title = f"{out_dir.name}: {settings.model_path}"
     accuracy_chart(summary, out_dir / "accuracy_by_type.png", title)
-    if token_probs:
-        atomic_write_text(out_dir / "report.html", render_report(results, title, args.low_prob))
+    if settings.token_probs:
+        atomic_write_text(out_dir / "report.html", render_report(results, title, settings.low_prob))
+    (out_dir / "parts" / SHARED_TOKEN_FILE).unlink(missing_ok=True)
     print(format_summary(summary, title))
     print(f"results: {out_dir / 'results.json'}")
