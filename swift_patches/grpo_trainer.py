@@ -8,8 +8,10 @@ _prepare_batch_inputs -> _postprocess_batch -> _log_rollout`):
   prompt and completion. Log-probs are the engine's own when the rollout engine returned them (vLLM), otherwise
   the policy's log-probs of the sampled tokens at rollout time (`old_per_token_logps`: same weights, temperature
   applied, no gradient, computed on the collated batch).
-- reward sub-scores (`_compute_rewards_per_func`): every reward with a `last_metrics` attribute (our KG rewards)
-  reports the mean of each sub-score as `rewards/<Class>/<metric>`.
+- reward sub-scores (`_compute_rewards_per_func` collects, `_score_completions` logs): every reward with a
+  `last_metrics` attribute (our KG rewards) reports the mean of each sub-score as `rewards/<Class>/<metric>`, over
+  exactly the samples that ms-swift's `rewards/<Class>/mean` covers: under dynamic sampling, the groups that were
+  resampled away are left out of both.
 - the dynamic-sampling threshold (`compute_std`): `DYNAMIC_SAMPLE_MIN_STD` (default 0, ms-swift's rule "std > 0");
   with `--dynamic_sample true`, groups whose reward std is at or below it are resampled. The original code
   hard-coded 0.06; `train.sh` sets that value explicitly as part of the paper's recipe.
@@ -33,6 +35,7 @@ from collections import deque
 from pathlib import Path
 
 import torch
+from accelerate.utils import gather_object
 from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
 from swift.trainers import TrainerFactory
 
@@ -49,6 +52,7 @@ logger = get_logger("grpo_trainer")
 SWIFT_HOOKS = {
     "_postprocess_batch": ("samples", "batch_encoded_inputs"),
     "_compute_rewards_per_func": ("samples",),
+    "_score_completions": ("samples",),
     "compute_std": ("samples", "rewards_per_func"),
     "split_by_mini_batches": ("samples",),
     "_gather_and_flatten": ("local_list", "dtype", "device", "flatten_level"),
@@ -110,6 +114,7 @@ class CheXGRPOTrainer(GRPOTrainer):
             )
         super().__init__(model, ref_model, reward_model, reward_funcs, *args, **kwargs)
         self.dynamic_sample_min_std = env_float("DYNAMIC_SAMPLE_MIN_STD", 0.0)
+        self._sub_scores: dict[str, dict[str, float]] = {}  # metric -> request id -> value, until logged
         freeze = FreezeConfig.from_env()
         self.freeze_report = freeze_non_vision(self.model, freeze) if freeze.enabled else None
 
@@ -131,13 +136,23 @@ class CheXGRPOTrainer(GRPOTrainer):
 
     def _compute_rewards_per_func(self, samples) -> torch.Tensor:
         rewards_per_func = super()._compute_rewards_per_func(samples)
-        mode = "train" if self.model.training else "eval"
+        request_ids = gather_object([sample.request_id for sample in samples])
         for name, func in zip(self.reward_func_names, self.reward_funcs):
-            for metric, values in sorted(getattr(func, "last_metrics", {}).items()):
-                gathered = [v for v in self._gather_and_flatten(values, flatten_level=0) if not math.isnan(v)]
-                if gathered:
-                    self._metrics[mode][f"rewards/{name}/{metric}"].append(sum(gathered) / len(gathered))
+            for metric, values in getattr(func, "last_metrics", {}).items():
+                by_request = self._sub_scores.setdefault(f"rewards/{name}/{metric}", {})
+                by_request.update(zip(request_ids, gather_object(list(values)), strict=True))
         return rewards_per_func
+
+    def _score_completions(self, samples):
+        samples = super()._score_completions(samples)  # dynamic sampling may have replaced groups
+        kept = gather_object([sample.request_id for sample in samples])
+        mode = "train" if self.model.training else "eval"
+        for key, by_request in sorted(self._sub_scores.items()):
+            values = [by_request[i] for i in kept if i in by_request and not math.isnan(by_request[i])]
+            if values:
+                self._metrics[mode][key].append(sum(values) / len(values))
+        self._sub_scores.clear()
+        return samples
 
     def _postprocess_batch(self, samples, batch_encoded_inputs) -> None:
         super()._postprocess_batch(samples, batch_encoded_inputs)

@@ -239,3 +239,31 @@ def test_freezing_counts_zero3_partitioned_parameters_in_full():
 
     report = freeze_non_vision(Partitioned(), FreezeConfig(enabled=True))
     assert (report.trainable_count, report.frozen_count) == (48, 1000)
+
+
+def test_sub_scores_cover_the_samples_the_reward_mean_covers_under_dynamic_sampling(
+    tiny_model, train_rows, swift_plugin, tmp_path, isolated_environment
+):
+    """Every group is resampled (a threshold no std reaches), so ms-swift keeps the first batch after two retries;
+    KGJaccard = (entity_iou + relation_iou) / 2 per sample, so over the same samples the means must agree."""
+    from swift import rlhf_main
+
+    isolated_environment.setenv("DYNAMIC_SAMPLE_MIN_STD", "100")
+    args = grpo_arguments(
+        tiny_model,
+        train_rows,
+        tmp_path,
+        [str(swift_plugin)],
+        ["external_kg_jac"],
+        per_device_train_batch_size=8,
+        max_completion_length=24,
+        temperature=1.5,
+        dynamic_sample=True,
+        max_resample_times=2,
+    )
+    rlhf_main(args)
+    steps = [row for row in _read_jsonl(tmp_path / "logging.jsonl") if "rewards/KGJaccard/mean" in row]
+    assert len(steps) == 2
+    for row in steps:
+        parts = (row["rewards/KGJaccard/entity_iou"] + row["rewards/KGJaccard/relation_iou"]) / 2
+        assert row["rewards/KGJaccard/mean"] == pytest.approx(parts, abs=1e-6)
