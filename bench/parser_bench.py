@@ -37,6 +37,11 @@ PATTERNS = {
     "left pleural ": "left pleural ",
     "no evidence of ": "no evidence of ",
     "effusion, ": "effusion, ",
+    "effusion has resolved ": "effusion has resolved ",
+    "opacity suggesting effusion ": "opacity suggesting effusion ",
+    "left right upper ": "left right upper ",
+    "3 cm ": "3 cm ",
+    "no left effusion or ": "no left effusion or ",
     "x": "x",
 }
 

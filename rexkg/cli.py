@@ -2,6 +2,7 @@
 
     python -m rexkg extract --input IN.jsonl --output OUT.jsonl [--field text] [--backend rules|neural] [--think]
     python -m rexkg metric --gt GT.jsonl --pred PRED.jsonl
+    python -m rexkg evaluate --gold LABELLED.txt|LABELLED.jsonl [--backend rules|neural] [--json OUT.json]
 
 `extract` reads JSON lines (one object per line, text in `--field`, or bare JSON strings) or an original
 evaluation-results JSON (`{"results": [...]}`, text in `--field`, e.g. `explanation` or `generated_text`) and writes
@@ -22,10 +23,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rexkg.extractor import Extractor
-from rexkg.metrics import corpus_scores
+from rexkg.gold import GoldFormatError, load_gold
+from rexkg.metrics import corpus_scores, typed_word_scores
 from rexkg.schema import KnowledgeGraph
 from utils.answers import think_text
-from utils.io import InputError, read_jsonl
+from utils.io import InputError, atomic_write_json, read_jsonl
 
 logger = logging.getLogger("rexkg")
 
@@ -98,9 +100,37 @@ def run_metric(args: argparse.Namespace) -> int:
             p, r, f = (scores[f"{name}_{mode}_{k}"] for k in ("precision", "recall", "f1"))
             print(f"{name:10} {mode:6} {p:9.4f} {r:9.4f} {f:9.4f}")
     if args.json:
-        from utils.io import atomic_write_json
-
         atomic_write_json(args.json, {"samples": len(gold), **scores})
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Score the extractor on labelled texts: typed-word P/R/F1 per type and head-word relation F1."""
+    try:
+        items = load_gold(args.gold)
+    except GoldFormatError as error:
+        raise InputError(str(error)) from None
+    extractor = Extractor(args.backend, args.model_dir, args.tokenizer_dir, batch_size=args.batch_size)
+    graphs = extractor([item.text for item in items])
+    predicted = [
+        (
+            {(e.text, e.type) for e in graph.entities},
+            {(r.source.text, r.target.text, r.type) for r in graph.relations},
+        )
+        for graph in graphs
+    ]
+    scores = typed_word_scores(predicted, [(item.entities, item.relations) for item in items])
+    print(f"{args.gold}: {len(items)} texts, {scores['relations']['items']} with annotated relations")
+    print(f"{'':22} {'precision':>9} {'recall':>9} {'f1':>9} {'gold':>6} {'pred':>6}")
+    names = ["typed_words", *sorted(k for k in scores if k not in ("typed_words", "relations")), "relations"]
+    for name in names:
+        row = scores[name]
+        print(
+            f"{name:22} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} "
+            f"{row['gold']:6d} {row['predicted']:6d}"
+        )
+    if args.json:
+        atomic_write_json(args.json, {"gold": str(args.gold), "texts": len(items), **scores})
     return 0
 
 
@@ -122,10 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     met.add_argument("--gt", required=True)
     met.add_argument("--pred", required=True)
     met.add_argument("--json", help="also write the scores to this JSON file")
+    ev = sub.add_parser("evaluate", help="score the extractor on labelled texts (typed words per type, relations)")
+    ev.add_argument("--gold", required=True, help=".txt blocks (S:/E:/R:) or .jsonl with text/entities/relations")
+    ev.add_argument("--backend", choices=("rules", "neural"), default="rules")
+    ev.add_argument("--model-dir", help="neural: folder with run_entity/ and run_relation/")
+    ev.add_argument("--tokenizer-dir", help="neural: folder with the BiomedBERT vocab.txt")
+    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--json", help="also write the scores to this JSON file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("REXKG_LOG_LEVEL", "INFO"), format="%(message)s")
     try:
-        return run_extract(args) if args.command == "extract" else run_metric(args)
+        commands = {"extract": run_extract, "metric": run_metric, "evaluate": run_evaluate}
+        return commands[args.command](args)
     except (InputError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,11 +1,15 @@
 """The rules backend's radiology lexicon, written by this project for the ReXKG annotation convention.
 
-Granularity follows ReXKG: one word per entity wherever possible ("small left pleural effusion" is four entities),
-except for terms that mean nothing when split (devices such as "PICC line", "degenerative changes"). Plurals are
-looked up through their singular; abbreviations map to the type of what they abbreviate.
+Granularity follows ReXKG's guideline: one word per entity wherever possible ("small left pleural effusion" is four
+entities, "central venous catheter" is a concept, an anatomy word and a device, "sternotomy wires" a procedure and a
+device), except for names that mean nothing when split ("PICC line", "Swan-Ganz catheter", "degenerative changes").
+Plurals are looked up through their singular; abbreviations map to the type of what they abbreviate. The examination
+itself counts as a procedure (views, projections, radiograph, study), as do actions on devices (placement, removal)
+and surgeries; technique words (portable, upright, frontal) and comparison words (prior, change, interval) are
+concepts; the word "size" is a size.
 
->>> lookup(("pleural",)), lookup(("effusions",)), lookup(("picc", "line")), lookup(("ett",))
-('anatomy', 'disorder', 'device', 'device')
+>>> lookup(("pleural",)), lookup(("effusions",)), lookup(("picc", "line")), lookup(("ett",)), lookup(("views",))
+('anatomy', 'disorder', 'device', 'device', 'procedure')
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ atrial ventricle ventricular stomach abdomen abdominal chest thorax parenchyma p
 interstitial interstitium vascular vasculature pulmonary subclavian jugular cavoatrial junction svc neck
 tissue tissues subcutaneous segment fissure fissures axillary
 hemithoracic paratracheal subdiaphragmatic gastric esophagus esophageal quadrant intrathoracic cardiopulmonary
-structures
+structures wall walls tip endotracheal nasogastric orogastric enteric venous artery arteries vein veins breast
+breasts hiatal pericardial epicardial biapical markings inlet duodenum axilla ij gastroesophageal brachiocephalic
+humeral cervical annular mitral bowel intraperitoneal retrosternal stripe nipple skin fat peribronchial extremity
+coronary nerve vagal azygous azygos lobar intra-aortic tricuspid sternum sternal scapula scapulae spinous
+retroperitoneal pleural-based costal costovertebral upper-abdominal colon
 """.split()
 )
 
@@ -32,14 +40,17 @@ congestion blunting nodule mass infiltrate fracture emphysema fibrosis scarring 
 granuloma hernia effacement collapse infection aspiration tortuosity hyperinflation pneumomediastinum lesion
 abnormality abnormalities process kyphosis scoliosis deformity widening density densities haziness malignancy
 metastasis metastases tumor bronchiectasis cyst air-fluid hydropneumothorax hemothorax empyema overload
-hyperinflated
+hyperinflated changes fluid flattening lymphadenopathy hematoma deviation prominence osteopenia dextroscoliosis
+levoscoliosis distention distension engorgement cuffing bronchitis tuberculosis disease plaque plaques unfolding
+lucency hypertension cephalization collection hyperexpansion bleb blebs bulla bullae cavitation cavity
 """.split()
 )
 
 DEVICES = set(
     """
 tube catheter line pacemaker icd stent port drain wire wires lead leads clip clips valve pacer ett ngt ogt picc
-cvc defibrillator coil coils filter hardware prosthesis
+cvc defibrillator coil coils filter hardware prosthesis prostheses implant implants pump stimulator devices
+electrode electrodes staples sutures mesh
 """.split()
 )
 
@@ -47,6 +58,10 @@ PROCEDURES = set(
     """
 mastectomy sternotomy thoracentesis cabg lobectomy thoracotomy intubation esophagectomy pneumonectomy
 cholecystectomy biopsy resection vertebroplasty kyphoplasty thyroidectomy wedge surgery
+radiograph radiographs study studies exam exams examination examinations film films view views image images pa ap
+ct placement removal insertion repositioning reposition extubation intubation intubated replacement postsurgical
+post-surgical postoperative post-operative tracheostomy fusion arthroplasty embolization tavr tavi cabg
+laminectomy gastrostomy thoracoscopy pleurodesis radiation
 """.split()
 )
 
@@ -55,11 +70,25 @@ CONCEPTS = set(
 right left bilateral unilateral upper lower middle mid small large moderate mild mildly minimal severe trace tiny
 acute chronic new increased increasing decreased decreasing unchanged stable improved improving worsened worsening
 normal enlarged position appearance silhouette focal diffuse patchy multifocal streaky linear low high prominent
-moderately persistent interval size borderline unremarkable clear expanded layering loculated central peripheral
+moderately persistent interval borderline unremarkable clear expanded layering loculated central peripheral
 posterior anterior lateral medial superior inferior dense heterogeneous hazy slight slightly extensive
 predominantly grossly elevated elevation top-normal standard appropriate midline multiple several bibasal
 subtle residual recurrent minimally markedly marked substantial overall similar calcified
 median internal adjacent intact displaced right-sided left-sided contours
+prior change interval significant increase decrease improvement redemonstration redemonstrated portable frontal
+upright single semi-erect semi-upright supine erect partially limited tortuous old healed free aeration overlying
+amount both early smaller larger sharp compressive frank atherosclerotic multilevel flattened kinked coiled aligned
+suboptimal rotated rotation inspiration follow-up little near complete probable equivocal innumerable metastatic
+cavitary nodular granulomatous subsegmental reticular plate-like minor major main distal proximal dual-chamber
+implantable external prosthetic expected descending configuration development shadow fold active incidentally
+rightward leftward hyperexpanded bilaterally well resolution sixth fifth fourth seventh eighth ninth tenth
+third second first visualized evident diffusely volume volumes
+""".split()
+)
+
+SIZES = set(
+    """
+size
 """.split()
 )
 
@@ -68,43 +97,37 @@ MULTIWORD = {
     ("degenerative", "changes"): "disorder",
     ("degenerative", "change"): "disorder",
     ("air", "bronchograms"): "disorder",
-    ("pulmonary", "edema"): None,  # split on purpose: "pulmonary" anatomy + "edema" disorder
-    ("endotracheal", "tube"): "device",
-    ("nasogastric", "tube"): "device",
-    ("orogastric", "tube"): "device",
-    ("enteric", "tube"): "device",
     ("feeding", "tube"): "device",
     ("dobhoff", "tube"): "device",
-    ("chest", "tube"): "device",
-    ("chest", "tubes"): "device",
-    ("tracheostomy", "tube"): "device",
     ("et", "tube"): "device",
     ("ng", "tube"): "device",
     ("og", "tube"): "device",
     ("picc", "line"): "device",
-    ("central", "line"): "device",
-    ("central", "venous", "catheter"): "device",
-    ("central", "venous", "line"): "device",
     ("swan", "ganz", "catheter"): "device",
     ("swan-ganz", "catheter"): "device",
-    ("pulmonary", "artery", "catheter"): "device",
+    ("swan-ganz",): "device",
     ("surgical", "clips"): "device",
     ("surgical", "clip"): "device",
-    ("sternotomy", "wires"): "device",
-    ("pacemaker", "leads"): "device",
-    ("pacer", "leads"): "device",
     ("pigtail", "catheter"): "device",
     ("port-a-cath",): "device",
+    ("support", "devices"): "device",
+    ("ecg", "leads"): "device",
+    ("monitoring", "leads"): "device",
+    ("loop", "recorder"): "device",
+    ("balloon", "pump"): "device",
+    ("pacing", "wires"): "device",
     ("lymph", "nodes"): "anatomy",
     ("lymph", "node"): "anatomy",
     ("vena", "cava"): "anatomy",
     ("soft", "tissues"): "anatomy",
     ("soft", "tissue"): "anatomy",
-    ("costophrenic", "angle"): None,
-    ("lung", "volumes"): None,
     ("ground", "glass"): "concept",
     ("ground-glass",): "concept",
 }
+# Every entry names an entity: a phrase meant to be split is simply not listed (its words are looked up one by one).
+# A kind-less entry once swallowed "pulmonary edema" whole, so the lexicon refuses one at import.
+if not all(MULTIWORD.values()):
+    raise ValueError(f"rexkg lexicon: MULTIWORD entries without a kind: {[k for k, v in MULTIWORD.items() if not v]}")
 MAX_TERM_WORDS = max(len(k) for k in MULTIWORD)
 MULTIWORD_FIRST_WORDS = frozenset(k[0] for k in MULTIWORD if len(k) > 1)
 
@@ -115,6 +138,7 @@ for _words, _kind in (
     (DEVICES, "device"),
     (PROCEDURES, "procedure"),
     (CONCEPTS, "concept"),
+    (SIZES, "size"),
 ):
     for _word in _words:
         _SINGLE.setdefault(_word, _kind)

@@ -87,3 +87,59 @@ def corpus_scores(preds: Sequence[KnowledgeGraph], golds: Sequence[KnowledgeGrap
 def _mean(values: Iterable[float]) -> float:
     values = list(values)
     return sum(values) / len(values) if values else 0.0
+
+
+def typed_words(entities: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(word, type) pairs of entities: each entity's lowercased text split into words (ReXKG's one-word granularity,
+    so "PICC line" as one device and as two device words compare equal).
+
+    >>> sorted(typed_words([("PICC line", "devices_present"), ("3 cm", "size")]))
+    [('3', 'size'), ('cm', 'size'), ('line', 'devices_present'), ('picc', 'devices_present')]
+    """
+    return {(word, kind) for text, kind in entities for word in text.lower().split()}
+
+
+def head_relations(relations: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Relations with each end reduced to its last word, so word-level and phrase-level labels compare."""
+    return {(source.lower().split()[-1], target.lower().split()[-1], kind) for source, target, kind in relations}
+
+
+def typed_word_scores(
+    predicted: Sequence[tuple[set, set]], gold: Sequence[tuple[set, set | None]]
+) -> dict[str, dict[str, float]]:
+    """Micro P/R/F1 of typed words overall and per type, and of head-word relations (over the items whose gold
+    relations were annotated). Items are (entity (text, type) set, relation (source, target, type) set or None).
+
+    >>> s = typed_word_scores([({("effusion", "disorder_present")}, set())], [({("effusion", "disorder_present"),
+    ...     ("left", "concept")}, None)])
+    >>> s["typed_words"]["recall"], s["concept"]["recall"], s["relations"]["items"]
+    (0.5, 0.0, 0)
+    """
+    if len(predicted) != len(gold):
+        raise ValueError(f"{len(predicted)} predicted items for {len(gold)} gold items")
+    counts: dict[str, list[int]] = {}  # name -> [hits, predicted, gold]
+
+    def add(name: str, pred: set, ref: set) -> None:
+        row = counts.setdefault(name, [0, 0, 0])
+        row[0] += len(pred & ref)
+        row[1] += len(pred)
+        row[2] += len(ref)
+
+    related = 0
+    for (pred_entities, pred_relations), (gold_entities, gold_relations) in zip(predicted, gold):
+        pred_words, gold_words = typed_words(pred_entities), typed_words(gold_entities)
+        add("typed_words", pred_words, gold_words)
+        for kind in sorted({k for _, k in pred_words | gold_words}):
+            add(kind, {w for w in pred_words if w[1] == kind}, {w for w in gold_words if w[1] == kind})
+        if gold_relations is not None:
+            related += 1
+            add("relations", head_relations(pred_relations), head_relations(gold_relations))
+    scores = {}
+    for name, (hits, n_pred, n_gold) in counts.items():
+        precision = hits / n_pred if n_pred else 0.0
+        recall = hits / n_gold if n_gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores[name] = {"precision": precision, "recall": recall, "f1": f1, "gold": n_gold, "predicted": n_pred}
+    scores.setdefault("relations", {"precision": 0.0, "recall": 0.0, "f1": 0.0, "gold": 0, "predicted": 0})
+    scores["relations"]["items"] = related
+    return scores

@@ -24,6 +24,7 @@ still act on; labelling it absent would reward a model for dropping a differenti
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from dataclasses import dataclass
@@ -124,6 +125,16 @@ _SUGGESTIVE = _index(
     ]
 )
 _NEGATION_WORDS = frozenset(_PRE_NEGATION) | frozenset(_POST_NEGATION)
+# "no longer" is a post-cue; "no (significant) change in ..." compares with a prior study and negates nothing.
+_NOT_A_PRE_NEGATION = _index([("no", "longer"), ("no", "change"), ("no", "changes")])
+_NOT_A_PRE_NEGATION.update(
+    {
+        "no": _NOT_A_PRE_NEGATION["no"]
+        + [("no", q, c) for q in ("significant", "interval", "appreciable") for c in ("change", "changes")]
+    }
+)
+# "partially resolved" describes a finding that is still there.
+_PARTIAL = frozenset("partially nearly almost incompletely slowly".split())
 _SCOPE_BREAK = frozenset("but however although though whereas while except which there".split())
 _CLAUSE_BREAK = frozenset({",", "but", "however", "although", "though", "whereas", "while", "which"})
 # Words that end a noun phrase when a modifier looks ahead for what it modifies.
@@ -139,6 +150,9 @@ _LOCATIVE_PREPOSITIONS = frozenset(
 # Concepts that are nouns describing another entity ("cardiomediastinal silhouette", "tube position").
 _ATTRIBUTE_NOUNS = frozenset("silhouette size position appearance contours contour".split())
 _HEAD_KINDS = frozenset({"disorder", "device", "procedure"})
+# How many entities away an attachment rule looks. A modifier, a finding's anatomy or a suggested diagnosis sits within
+# a few words of its partner in real reports; bounding the search keeps every rule linear on adversarial text.
+_MAX_REACH = 8
 
 
 class _Token(NamedTuple):  # a tuple: built once per word, the hottest allocation of the extractor
@@ -158,15 +172,32 @@ class _Mention:
     negated: bool = False
 
 
+# A real report sentence is well under this; model output can be one endless "sentence". The attachment and negation
+# rules look across a sentence, so an unbounded one would cost quadratic time: longer spans are cut into windows
+# (at a space where there is one), which keeps extraction linear in the text's length.
+MAX_SENTENCE_CHARS = 1_000
+
+
 def _sentences(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for match in _SENTENCE_BREAK.finditer(text):
         if match.start() > start:
-            spans.append((start, match.start()))
+            spans += _windows(text, start, match.start())
         start = match.end()
     if start < len(text):
-        spans.append((start, len(text)))
+        spans += _windows(text, start, len(text))
     return spans
+
+
+def _windows(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    windows = []
+    while end - start > MAX_SENTENCE_CHARS:
+        cut = text.rfind(" ", start + MAX_SENTENCE_CHARS // 2, start + MAX_SENTENCE_CHARS)
+        cut = cut if cut > start else start + MAX_SENTENCE_CHARS
+        windows.append((start, cut))
+        start = cut
+    windows.append((start, end))
+    return windows
 
 
 def _tokens(text: str, start: int, end: int) -> list[_Token]:
@@ -195,10 +226,12 @@ _UNSEEN = object()
 
 def _mentions(text: str, tokens: list[_Token], start: int, end: int) -> list[_Mention]:
     sizes = [m.span() for m in _SIZE.finditer(text, start, end)] if _DIGIT.search(text, start, end) else []
-    mentions, i = [], 0
+    mentions, i, next_size = [], 0, 0
     while i < len(tokens):
         token = tokens[i]
-        size_span = next((s for s in sizes if s[0] <= token.start < s[1]), None) if sizes else None
+        while next_size < len(sizes) and sizes[next_size][1] <= token.start:  # spans in text order: one pass
+            next_size += 1
+        size_span = sizes[next_size] if next_size < len(sizes) and sizes[next_size][0] <= token.start else None
         if size_span is not None:
             j = i
             while j + 1 < len(tokens) and tokens[j + 1].start < size_span[1]:
@@ -223,12 +256,32 @@ def _mentions(text: str, tokens: list[_Token], start: int, end: int) -> list[_Me
         if kind is not None:
             mentions.append(_Mention(kind, i, i + width - 1, token.start, tokens[i + width - 1].end))
         i += width
+    _projections(tokens, mentions)
     return mentions
+
+
+# "lateral" is a projection (a procedure) in "PA and lateral", "lateral view", "frontal and lateral radiographs".
+_PROJECTION_PARTNERS = frozenset("pa ap frontal upright".split())
+
+
+def _projections(tokens: list[_Token], mentions: list[_Mention]) -> None:
+    for index, mention in enumerate(mentions):
+        if mention.kind != "concept" or tokens[mention.first].lower != "lateral":
+            continue
+        after = mentions[index + 1] if index + 1 < len(mentions) else None
+        view_follows = after is not None and after.kind == "procedure" and after.first == mention.last + 1
+        paired = (
+            mention.first >= 2
+            and tokens[mention.first - 1].lower == "and"
+            and (tokens[mention.first - 2].lower in _PROJECTION_PARTNERS)
+        )
+        if view_follows or paired:
+            mention.kind = "procedure"
 
 
 def _apply_negation(tokens: list[_Token], mentions: list[_Mention]) -> None:
     negatable = [m for m in mentions if m.kind in ("disorder", "device")]
-    if not negatable:
+    if not negatable or _NEGATION_WORDS.isdisjoint(t.lower for t in tokens):
         return
     starting_at = {m.first: m for m in negatable}
     hedged = set()
@@ -242,26 +295,48 @@ def _apply_negation(tokens: list[_Token], mentions: list[_Mention]) -> None:
         if token.lower in _CLAUSE_BREAK:
             clause_start = i + 1
         if i not in hedged and token.lower in _NEGATION_WORDS:
-            if _matches_at(tokens, i, _POST_NEGATION):
-                for mention in negatable:
-                    if clause_start <= mention.first < i:
-                        mention.negated = True
-            if _matches_at(tokens, i, _PRE_NEGATION) and not (
-                token.lower == "no" and i + 1 < len(tokens) and tokens[i + 1].lower == "longer"
-            ):
+            partial = i > 0 and tokens[i - 1].lower in _PARTIAL
+            if _matches_at(tokens, i, _POST_NEGATION) and not partial:
+                for mention in reversed(negatable):  # in text order: walk back to the clause start only
+                    if mention.first >= i:
+                        continue
+                    if mention.first < clause_start:
+                        break
+                    mention.negated = True
+            if _matches_at(tokens, i, _PRE_NEGATION) and not _matches_at(tokens, i, _NOT_A_PRE_NEGATION):
                 scope_open = True
         if scope_open and i in starting_at:
             starting_at[i].negated = True
 
 
-def _phrase_break_between(tokens: list[_Token], a: int, b: int) -> bool:
-    return any(tokens[k].lower in _PHRASE_BREAK for k in range(a + 1, b))
+_PREDICATE_BREAK = _SCOPE_BREAK | {","}  # what separates a predicate descriptor from an earlier subject
 
 
-def _modify_target(index: int, mentions: list[_Mention], tokens: list[_Token]) -> int | None:
+class _Breaks(NamedTuple):
+    """Prefix counts of break words over a sentence's tokens: `phrase[k]` phrase breaks among tokens[:k] (and the same
+    for predicate breaks), so "is there a break between two entities" is one subtraction, not a scan."""
+
+    phrase: list[int]
+    predicate: list[int]
+
+
+def _break_counts(tokens: list[_Token]) -> _Breaks:
+    phrase, predicate = [0], [0]
+    for token in tokens:
+        phrase.append(phrase[-1] + (token.lower in _PHRASE_BREAK))
+        predicate.append(predicate[-1] + (token.lower in _PREDICATE_BREAK))
+    return _Breaks(phrase, predicate)
+
+
+def _phrase_break_between(breaks: _Breaks, a: int, b: int) -> bool:
+    """A phrase-break word strictly between tokens a and b."""
+    return b > a + 1 and breaks.phrase[b] - breaks.phrase[a + 1] > 0
+
+
+def _modify_target(index: int, mentions: list[_Mention], tokens: list[_Token], breaks: _Breaks) -> int | None:
     mention = mentions[index]
     word = tokens[mention.first].lower
-    adjacent = index + 1 < len(mentions) and not _phrase_break_between(tokens, mention.last, mentions[index + 1].first)
+    adjacent = index + 1 < len(mentions) and not _phrase_break_between(breaks, mention.last, mentions[index + 1].first)
     if (
         adjacent
         and mentions[index + 1].kind == "concept"
@@ -269,16 +344,18 @@ def _modify_target(index: int, mentions: list[_Mention], tokens: list[_Token]) -
     ):
         return index + 1  # "mildly enlarged", "standard position"
     if word in _ATTRIBUTE_NOUNS:  # "cardiomediastinal silhouette", "tube position": the entity just before
-        for j in range(index - 1, -1, -1):
+        for j in range(index - 1, max(-1, index - 1 - _MAX_REACH), -1):
             if mentions[j].kind in ("anatomy", "device") and not _phrase_break_between(
-                tokens, mentions[j].last, mention.first
+                breaks, mentions[j].last, mention.first
             ):
                 return j
             if mentions[j].kind != "concept":
                 break
         if mention.last + 1 < len(tokens) and tokens[mention.last + 1].lower == "of":  # "position of the tube"
             phrase = [
-                j for j in range(index + 1, len(mentions)) if mentions[j].kind in ("anatomy", "device", "concept")
+                j
+                for j in range(index + 1, min(len(mentions), index + 1 + _MAX_REACH))
+                if mentions[j].kind in ("anatomy", "device", "concept")
             ]
             heads = [j for j in phrase if mentions[j].kind == "device"] or [
                 j for j in phrase if mentions[j].kind == "anatomy"
@@ -287,8 +364,8 @@ def _modify_target(index: int, mentions: list[_Mention], tokens: list[_Token]) -
         return None
     wanted = {"anatomy"} if word in LOCATIVE_CONCEPTS else _HEAD_KINDS
     fallback = None
-    for j in range(index + 1, len(mentions)):
-        if _phrase_break_between(tokens, mentions[j - 1].last, mentions[j].first):
+    for j in range(index + 1, min(len(mentions), index + 1 + _MAX_REACH)):
+        if _phrase_break_between(breaks, mentions[j - 1].last, mentions[j].first):
             break
         if mentions[j].kind in wanted:
             return j
@@ -302,30 +379,32 @@ def _modify_target(index: int, mentions: list[_Mention], tokens: list[_Token]) -
         return fallback
     if (
         index + 1 < len(mentions)
-        and not _phrase_break_between(tokens, mention.last, mentions[index + 1].first)
+        and not _phrase_break_between(breaks, mention.last, mentions[index + 1].first)
         and mentions[index + 1].kind != "concept"
     ):
         return index + 1
-    # Predicate use ("the heart is enlarged"): the nearest entity before it that is not a descriptor.
-    for j in range(index - 1, -1, -1):
+    # Predicate use ("the heart is enlarged"): the nearest entity before it that is not a descriptor. Each step
+    # checks only the words between two neighbouring entities (the nearer gaps were checked already).
+    gap_end = mention.first
+    for j in range(index - 1, max(-1, index - 1 - _MAX_REACH), -1):
         if any(
-            tokens[k].lower in _SCOPE_BREAK or tokens[k].lower == ","
-            for k in range(mentions[j].last + 1, mention.first)
+            tokens[k].lower in _SCOPE_BREAK or tokens[k].lower == "," for k in range(mentions[j].last + 1, gap_end)
         ):
             break
         if mentions[j].kind not in ("concept", "size"):
             return j
+        gap_end = mentions[j].first
     return None
 
 
-def _located_at(index: int, mentions: list[_Mention], tokens: list[_Token]) -> list[int]:
+def _located_at(index: int, mentions: list[_Mention], tokens: list[_Token], breaks: _Breaks) -> list[int]:
     mention = mentions[index]
     before = []
     k = index - 1
     while (
-        k >= 0
+        k >= max(0, index - _MAX_REACH)
         and mentions[k].kind in ("anatomy", "concept")
-        and not _phrase_break_between(tokens, mentions[k].last, mentions[k + 1].first)
+        and not _phrase_break_between(breaks, mentions[k].last, mentions[k + 1].first)
     ):
         if mentions[k].kind == "anatomy":
             before.append(k)
@@ -333,7 +412,7 @@ def _located_at(index: int, mentions: list[_Mention], tokens: list[_Token]) -> l
     if before:
         return before
     # Otherwise the anatomy after a locative preposition in the same clause ("opacity in the right lung").
-    for j in range(index + 1, len(mentions)):
+    for j in range(index + 1, min(len(mentions), index + 1 + _MAX_REACH)):
         between = [t.lower for t in tokens[mentions[j - 1].last + 1 : mentions[j].first]]
         if any(w in _CLAUSE_BREAK or w in _SCOPE_BREAK for w in between):
             return []
@@ -345,9 +424,9 @@ def _located_at(index: int, mentions: list[_Mention], tokens: list[_Token]) -> l
                 return []
             group, k = [j], j + 1
             while (
-                k < len(mentions)
+                k < min(len(mentions), j + _MAX_REACH)
                 and mentions[k].kind in ("anatomy", "concept")
-                and not _phrase_break_between(tokens, mentions[k - 1].last, mentions[k].first)
+                and not _phrase_break_between(breaks, mentions[k - 1].last, mentions[k].first)
             ):
                 if mentions[k].kind == "anatomy":
                     group.append(k)
@@ -358,14 +437,24 @@ def _located_at(index: int, mentions: list[_Mention], tokens: list[_Token]) -> l
 
 def _suggestive(mentions: list[_Mention], tokens: list[_Token]) -> list[tuple[int, int]]:
     pairs = []
+    starts = [m.first for m in mentions]
     for i in range(len(tokens)):
         if tokens[i].lower not in _SUGGESTIVE:  # the common case, without a call
             continue
         n = _matches_at(tokens, i, _SUGGESTIVE)
         if not n:
             continue
-        sources = [j for j, m in enumerate(mentions) if m.kind == "disorder" and m.last < i]
-        targets = [j for j, m in enumerate(mentions) if m.kind == "disorder" and m.first >= i + n]
+        split = bisect.bisect_left(starts, i)  # mentions before the cue, then after it
+        sources = [
+            j
+            for j in range(max(0, split - _MAX_REACH), split)
+            if mentions[j].kind == "disorder" and mentions[j].last < i
+        ]
+        targets = [
+            j
+            for j in range(split, min(len(mentions), split + _MAX_REACH))
+            if mentions[j].kind == "disorder" and mentions[j].first >= i + n
+        ]
         if sources and targets:
             first_target = mentions[targets[0]]
             group = [
@@ -419,14 +508,17 @@ def _sentence_graph(sentence: str) -> tuple[tuple[Entity, ...], tuple[tuple[int,
     if not mentions:
         return (), ()
     _apply_negation(tokens, mentions)
+    if len(mentions) == 1:  # no relation without a second entity
+        return (_entity(sentence, mentions[0]),), ()
+    breaks = _break_counts(tokens)
     edges = []
     for i, mention in enumerate(mentions):
         if mention.kind in ("concept", "size"):
-            target = _modify_target(i, mentions, tokens)
+            target = _modify_target(i, mentions, tokens, breaks)
             if target is not None and target != i:
                 edges.append((i, target, "modify"))
         elif mention.kind in ("disorder", "device"):
-            edges += [(i, j, "located_at") for j in _located_at(i, mentions, tokens)]
+            edges += [(i, j, "located_at") for j in _located_at(i, mentions, tokens, breaks)]
     edges += [(i, j, "suggestive_of") for i, j in _suggestive(mentions, tokens)]
     # dict.fromkeys: drop repeated edges of this sentence, keep their order
     return tuple(_entity(sentence, m) for m in mentions), tuple(dict.fromkeys(edges))

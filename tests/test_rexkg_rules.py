@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_dev_set_typed_entity_f1_and_relation_f1():
             "No effusion, but there is consolidation.",
             {("effusion", "disorder_notpresent"), ("consolidation", "disorder_present")},
         ),
-        ("The chest tube was removed.", {("chest tube", "devices_notpresent")}),
+        ("The chest tube was removed.", {("chest", "anatomy"), ("tube", "devices_notpresent")}),
         ("Possible pneumonia.", {("pneumonia", "disorder_present")}),
         ("Cannot exclude pneumonia.", {("pneumonia", "disorder_present")}),
         ("Pneumonia can not be excluded.", {("pneumonia", "disorder_present")}),
@@ -184,3 +185,79 @@ def test_offsets_always_match_and_relations_stay_inside_the_graph(text):
     for relation in graph.relations:
         assert id(relation.source) in ids and id(relation.target) in ids and relation.type in RELATION_TYPES
     assert KnowledgeGraph.from_json(graph.to_json()).relation_keys() == graph.relation_keys()
+
+
+GUIDELINE_DEV_SET = Path(__file__).resolve().parents[1] / "rexkg" / "data" / "guideline_dev.txt"
+
+
+def test_guideline_dev_set_quality_gate():
+    """The independent development set (annotated from ReXKG's guideline before the extractor ran on it)."""
+    from rexkg.gold import load_gold
+    from rexkg.metrics import typed_word_scores
+
+    items = load_gold(GUIDELINE_DEV_SET)
+    assert len(items) >= 300
+    predicted = [
+        ({(e.text, e.type) for e in g.entities}, {(r.source.text, r.target.text, r.type) for r in g.relations})
+        for g in (extract_rules(item.text) for item in items)
+    ]
+    scores = typed_word_scores(predicted, [(item.entities, item.relations) for item in items])
+    assert scores["typed_words"]["f1"] >= 0.95, scores["typed_words"]
+    for kind in ENTITY_TYPES:
+        assert scores[kind]["f1"] >= 0.85, (kind, scores[kind])
+    assert scores["relations"]["items"] >= 100 and scores["relations"]["f1"] >= 0.80, scores["relations"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A kind-less multi-word lexicon entry once swallowed these phrases: no entity at all.
+        ("Mild pulmonary edema.", {("mild", "concept"), ("pulmonary", "anatomy"), ("edema", "disorder_present")}),
+        ("There is no pulmonary edema.", {("pulmonary", "anatomy"), ("edema", "disorder_notpresent")}),
+        ("Sharp costophrenic angles.", {("sharp", "concept"), ("costophrenic", "anatomy"), ("angles", "anatomy")}),
+        ("Low lung volumes.", {("low", "concept"), ("lung", "anatomy"), ("volumes", "concept")}),
+        # ReXKG's guideline: one word per entity, the examination and actions on devices are procedures.
+        (
+            "Right internal jugular central venous catheter.",
+            {
+                ("right", "concept"),
+                ("internal", "concept"),
+                ("jugular", "anatomy"),
+                ("central", "concept"),
+                ("venous", "anatomy"),
+                ("catheter", "devices_present"),
+            },
+        ),
+        (
+            "Sternotomy wires are intact.",
+            {("sternotomy", "procedures"), ("wires", "devices_present"), ("intact", "concept")},
+        ),
+        ("PA and lateral views.", {("pa", "procedures"), ("lateral", "procedures"), ("views", "procedures")}),
+        ("Heart size is normal.", {("heart", "anatomy"), ("size", "size"), ("normal", "concept")}),
+        (
+            "No change in the position of the endotracheal tube.",
+            {("change", "concept"), ("position", "concept"), ("endotracheal", "anatomy"), ("tube", "devices_present")},
+        ),
+    ],
+)
+def test_guideline_granularity_and_types(text, expected):
+    assert {(e.text.lower(), e.type) for e in extract_rules(text).entities} == expected
+
+
+def test_evaluate_command_scores_labelled_data_and_rejects_bad_files(tmp_path, capsys):
+    from rexkg.cli import main
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        '{"text": "Small left effusion.", "entities": [{"text": "small", "type": "concept"}, '
+        '{"text": "left", "type": "concept"}, {"text": "effusion", "type": "disorder_present"}], '
+        '"relations": [{"source": "small", "target": "effusion", "type": "modify"}]}\n'
+    )
+    assert main(["evaluate", "--gold", str(gold), "--json", str(tmp_path / "scores.json")]) == 0
+    out = capsys.readouterr().out
+    assert "1 texts, 1 with annotated relations" in out and "typed_words" in out and "relations" in out
+    assert json.loads((tmp_path / "scores.json").read_text())["typed_words"]["gold"] == 3
+    bad = tmp_path / "bad.txt"
+    bad.write_text("S: No effusion.\nE: effusion|disorder_absent\nR: ?\n")
+    assert main(["evaluate", "--gold", str(bad)]) == 2
+    assert f"{bad}: line 2: entity 'effusion|disorder_absent'" in capsys.readouterr().err
