@@ -1,0 +1,74 @@
+"""The learning canary: GRPO through ms-swift with our plugin must raise a reward the tiny model can learn.
+
+The reward pays for the share of completion tokens taken from a fixed half of the vocabulary (even token ids). It is
+dense from the first step (a random model scores about 0.5) and neutral to everything except the policy gradient:
+sharpening or collapsing the distribution onto any token is a coin flip for it, so only a correct advantage, paired
+with the right sample and applied to the trained parameters, moves it up. Measured on this machine (30 steps, seed 0):
+- everything trains (lr 1e-2): 0.41 at step 1, 0.98 over the last 8 steps;
+- vision LoRA only (FREEZE_NON_VISION_PARAMS=1, lr 1e-1): 0.41 -> about 0.83;
+- the same runs with the reward negated fall to 0.04; with rewards shuffled across the samples of each batch they stay
+  at 0.41-0.45 (first 4 steps 0.46, last 8 steps 0.41). Step-to-step noise of the batch mean is about 0.05.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.grpo_helpers import grpo_arguments
+
+
+def _half_vocabulary_share(response_token_ids) -> list[float]:
+    return [sum(1 for token in ids if token % 2 == 0) / max(1, len(ids)) for ids in response_token_ids]
+
+
+@pytest.fixture(scope="module")
+def canary_reward(swift_plugin):
+    from swift.rewards import ORM, orms
+
+    class HalfVocabularyCanary(ORM):
+        def __call__(self, completions, response_token_ids=None, **kwargs):
+            return _half_vocabulary_share(response_token_ids)
+
+    orms["test_half_vocabulary_canary"] = HalfVocabularyCanary
+    return "test_half_vocabulary_canary"
+
+
+@pytest.mark.parametrize(
+    ("freeze", "learning_rate", "steps"), [("0", 1e-2, 24), ("1", 1e-1, 30)], ids=["all-parameters", "vision-lora"]
+)
+def test_grpo_learns_the_canary_reward(
+    freeze, learning_rate, steps, tiny_model, demo_data, swift_plugin, canary_reward, tmp_path, isolated_environment
+):
+    from swift import rlhf_main
+
+    from tests.grpo_helpers import write_grpo_rows
+
+    isolated_environment.setenv("FREEZE_NON_VISION_PARAMS", freeze)
+    rows = write_grpo_rows(
+        demo_data / "annotations" / "eval" / "valid_all_vqa.json", demo_data / "images", tmp_path / "rows.jsonl", 24
+    )
+    args = grpo_arguments(
+        tiny_model,
+        rows,
+        tmp_path / "run",
+        [str(swift_plugin)],
+        [canary_reward],
+        max_steps=steps,
+        learning_rate=learning_rate,
+        num_generations=8,
+        per_device_train_batch_size=8,
+        max_completion_length=16,
+        temperature=1.0,
+        beta=0.0,
+        warmup_ratio=0.0,
+        save_steps=10_000,
+    )
+    rlhf_main(args)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "logging.jsonl").read_text().splitlines()]
+    curve = [row["rewards/HalfVocabularyCanary/mean"] for row in logged if "rewards/HalfVocabularyCanary/mean" in row]
+    assert len(curve) == steps
+    first, last = sum(curve[:4]) / 4, sum(curve[-8:]) / 8
+    # The margin is three times the largest drift measured with shuffled rewards (0.05) and the step noise (0.05).
+    assert last - first >= 0.15, curve
