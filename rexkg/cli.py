@@ -23,11 +23,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rexkg.extractor import Extractor
+from rexkg.files import InputError, atomic_write_json, read_jsonl
 from rexkg.gold import GoldFormatError, load_gold
 from rexkg.metrics import corpus_scores, typed_word_scores
 from rexkg.schema import KnowledgeGraph
-from utils.answers import think_text
-from utils.io import InputError, atomic_write_json, read_jsonl
+from rexkg.text import think_text
 
 logger = logging.getLogger("rexkg")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rexkg.rules import _sentences
+from rexkg.mentions import sentence_spans
 from rexkg.schema import ENTITY_TYPES, Entity, KnowledgeGraph, Relation
 
 logger = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ class NeuralExtractor:
         for t, text in enumerate(texts):
             if not isinstance(text, str):
                 continue
-            for start, end in _sentences(text):
+            for start, end in sentence_spans(text):
                 words = self._words(text, start, end)
                 if len(words) >= 2:  # ReXKG drops sentences shorter than two tokens
                     sentences.append(words[:MAX_SENTENCE_WORDS])

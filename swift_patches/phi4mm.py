@@ -40,19 +40,14 @@ from transformers import AutoTokenizer, PretrainedConfig
 from swift_patches.image_processor import image_token_counts, load_image_processor
 from utils.env import env_flag, env_int
 from utils.log import get_logger
+from utils.phi4mm_conversion import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
 
 logger = get_logger("phi4mm")
 
-MODEL_TYPE = TEMPLATE_TYPE = "phi4_mm_native"
+MODEL_TYPE = TEMPLATE_TYPE = NATIVE_MODEL_TYPE
 VISION_LORA_DIR = "vision-lora"
 VISION_ADAPTER = "vision"
 IMAGE_KEYS = ("image_pixel_values", "image_sizes", "image_attention_mask")
-VLLM_UNSUPPORTED = (
-    "phi4_mm_native cannot run on vLLM: vLLM dropped the native Phi4MultimodalForCausalLM after 0.12, and vLLM "
-    "0.32.0 (the newest release that accepts torch 2.13.0 + transformers 5.19) runs only microsoft's remote-code "
-    "Phi4MMForCausalLM, with the vision LoRA as a LoRA request. Use the transformers engine: "
-    '`--use_vllm false` for training, `--infer_backend transformers` for evaluation (README, "Real checkpoints").'
-)
 
 
 def dynamic_hd_override() -> int | None:

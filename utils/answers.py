@@ -16,60 +16,9 @@ from __future__ import annotations
 
 import re
 
-_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
-_ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
-ANY_TAG = re.compile(r"</?\s*(?:think|answer)\s*>", re.IGNORECASE)
+from rexkg.text import ANY_TAG, first_tag_span, think_text
 
-
-def first_tag_span(
-    text: str, open_tag: str, close_tag: str, *, ignore_case: bool = True, multiline: bool = True
-) -> tuple[int, int] | None:
-    r"""(start, end) of the content of the first `open_tag … close_tag` pair: exactly what
-    `re.search(open_tag + "(.*?)" + close_tag, text)` finds (with IGNORECASE when `ignore_case`, DOTALL when
-    `multiline`), in linear time.
-
-    From an opening tag, the lazy group ends at the first closing tag after it; without DOTALL it must not cross a
-    newline, and then no opening tag before that newline can match either. So each closing-tag and newline search
-    starts where the last one stopped.
-
-    >>> first_tag_span("<answer>a<answer>b</answer>", "<answer>", "</answer>")
-    (8, 18)
-    >>> first_tag_span("<answer>a\nb</answer>", "<answer>", "</answer>", multiline=False) is None
-    True
-    """
-    flags = re.IGNORECASE if ignore_case else 0
-    opener, closer = re.compile(re.escape(open_tag), flags), re.compile(re.escape(close_tag), flags)
-    position, close, newline = 0, None, -1
-    while True:
-        opened = opener.search(text, position)
-        if opened is None:
-            return None
-        start = opened.end()
-        if close is None or close.start() < start:
-            close = closer.search(text, start)
-            if close is None:
-                return None
-        if multiline:
-            return start, close.start()
-        if newline < start:
-            newline = text.find("\n", start)
-        if newline == -1 or close.start() < newline:
-            return start, close.start()
-        position = newline + 1
-
-
-def think_text(text: str) -> str:
-    """The reasoning of a response: the `<think>` content, else the text before `<answer>`, else all of it (tags
-    removed in every case)."""
-    if not isinstance(text, str):
-        return ""
-    span = first_tag_span(text, "<think>", "</think>")
-    if span:
-        return text[span[0] : span[1]].strip()
-    opened = _ANSWER_OPEN.search(text)
-    head = text[: opened.start()] if opened else text
-    unclosed = _THINK_OPEN.search(head)
-    return ANY_TAG.sub(" ", head[unclosed.end() :] if unclosed else head).strip()
+__all__ = ["ANY_TAG", "answer_items", "answer_span", "first_sentence", "first_tag_span", "think_text"]
 
 
 def answer_span(text: str) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from utils.evaluation import EvalItem
 from utils.io import InputError
 from utils.log import get_logger
+from utils.phi4mm_conversion import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
 from utils.tokens import token_bytes, token_text
 
 logger = get_logger("inference")
@@ -72,9 +73,7 @@ def load_engine(config: EngineConfig):
     logger.info("loading %s (%s, %s, backend %s)", config.model_path, dtype_name, attn_impl, config.backend)
     dtype = getattr(torch, dtype_name)
     if config.backend == "vllm":
-        from swift_patches.phi4mm import MODEL_TYPE, VLLM_UNSUPPORTED
-
-        if config.model_type == MODEL_TYPE:
+        if config.model_type == NATIVE_MODEL_TYPE:
             raise InputError(f"--infer_backend vllm: {VLLM_UNSUPPORTED}")
         try:
             from swift.infer_engine import VllmEngine

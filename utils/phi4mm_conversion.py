@@ -26,6 +26,15 @@ from __future__ import annotations
 import re
 
 ADAPTERS = ("vision", "speech")
+# Our ms-swift model/template type for the native class (registered by swift_patches.phi4mm).
+NATIVE_MODEL_TYPE = "phi4_mm_native"
+VLLM_UNSUPPORTED = (
+    "phi4_mm_native cannot run on vLLM: vLLM dropped the native Phi4MultimodalForCausalLM after 0.12, and vLLM "
+    "0.32.0 (the newest release that accepts torch 2.13.0 + transformers 5.19) runs only microsoft's remote-code "
+    "Phi4MMForCausalLM, with the vision LoRA as a LoRA request. Use the transformers engine: "
+    '`--use_vllm false` for training, `--infer_backend transformers` for evaluation (README, "Real checkpoints").'
+)
+
 
 # The special tokens of microsoft/Phi-4-multimodal-instruct's tokenizer, by role. The image and audio placeholders are
 # `<|endoftext10|>` / `<|endoftext11|>` (ids 200010 / 200011 there, `vision_config.image_token_id` /

@@ -1,0 +1,109 @@
+"""Negation scope of the rules backend: which findings and devices a sentence states as absent.
+
+Pre-cues ("no", "without", "free of", "negative for", "resolution of", "removal of", ...) negate the findings and
+devices after them up to a scope break ("but", "however", "although", "which", "there", a new sentence). Post-cues
+("has resolved", "was removed", "is not seen", "no longer", ...) negate those before them in the same clause. "No
+(significant) change in ..." compares with a prior study and negates nothing; "partially resolved" leaves a finding
+present.
+
+Uncertainty. "possible", "cannot exclude", "may represent", "likely", ... leave a finding `disorder_present`. ReXKG's
+labellers were told to separate present from absent findings only, and an uncertain finding is one the reader must
+still act on; labelling it absent would reward a model for dropping a differential diagnosis. So hedges never negate
+("can not exclude" is not read as "not").
+"""
+
+from __future__ import annotations
+
+from rexkg.mentions import Mention, Token, phrase_index, phrase_length
+
+_PRE_NEGATION = phrase_index(
+    [
+        ("no",),
+        ("not",),
+        ("without",),
+        ("free", "of"),
+        ("negative", "for"),
+        ("absence", "of"),
+        ("resolution", "of"),
+        ("removal", "of"),
+        ("resolved",),
+        ("clear", "of"),
+        ("rather", "than"),
+        ("nor",),
+    ]
+)
+_POST_NEGATION = phrase_index(
+    [
+        ("has", "resolved"),
+        ("have", "resolved"),
+        ("resolved",),
+        ("is", "not", "seen"),
+        ("are", "not", "seen"),
+        ("not", "seen"),
+        ("not", "identified"),
+        ("not", "visualized"),
+        ("is", "absent"),
+        ("are", "absent"),
+        ("was", "removed"),
+        ("were", "removed"),
+        ("has", "been", "removed"),
+        ("have", "been", "removed"),
+        ("removed",),
+        ("no", "longer"),
+    ]
+)
+# Hedges, recognised so that their words are not read as negation; uncertain findings stay present (see above).
+_HEDGES = phrase_index(
+    [
+        ("cannot", "exclude"),
+        ("can", "not", "exclude"),
+        ("not", "excluded"),
+        ("cannot", "be", "excluded"),
+        ("can", "not", "be", "excluded"),
+        ("not", "be", "excluded"),
+        ("not", "ruled", "out"),
+    ]
+)
+_NEGATION_WORDS = frozenset(_PRE_NEGATION) | frozenset(_POST_NEGATION)
+# "no longer" is a post-cue; "no (significant) change in ..." compares with a prior study and negates nothing.
+_NOT_A_PRE_NEGATION = phrase_index([("no", "longer"), ("no", "change"), ("no", "changes")])
+_NOT_A_PRE_NEGATION.update(
+    {
+        "no": _NOT_A_PRE_NEGATION["no"]
+        + [("no", q, c) for q in ("significant", "interval", "appreciable") for c in ("change", "changes")]
+    }
+)
+# "partially resolved" describes a finding that is still there.
+_PARTIAL = frozenset("partially nearly almost incompletely slowly".split())
+SCOPE_BREAK = frozenset("but however although though whereas while except which there".split())
+CLAUSE_BREAK = frozenset({",", "but", "however", "although", "though", "whereas", "while", "which"})
+
+
+def apply_negation(tokens: list[Token], mentions: list[Mention]) -> None:
+    negatable = [m for m in mentions if m.kind in ("disorder", "device")]
+    if not negatable or _NEGATION_WORDS.isdisjoint(t.lower for t in tokens):
+        return
+    starting_at = {m.first: m for m in negatable}
+    hedged = set()
+    for i, token in enumerate(tokens):
+        if token.lower in _HEDGES:
+            hedged.update(range(i, i + phrase_length(tokens, i, _HEDGES)))
+    clause_start, scope_open = 0, False
+    for i, token in enumerate(tokens):
+        if token.lower in SCOPE_BREAK:
+            scope_open = False
+        if token.lower in CLAUSE_BREAK:
+            clause_start = i + 1
+        if i not in hedged and token.lower in _NEGATION_WORDS:
+            partial = i > 0 and tokens[i - 1].lower in _PARTIAL
+            if phrase_length(tokens, i, _POST_NEGATION) and not partial:
+                for mention in reversed(negatable):  # in text order: walk back to the clause start only
+                    if mention.first >= i:
+                        continue
+                    if mention.first < clause_start:
+                        break
+                    mention.negated = True
+            if phrase_length(tokens, i, _PRE_NEGATION) and not phrase_length(tokens, i, _NOT_A_PRE_NEGATION):
+                scope_open = True
+        if scope_open and i in starting_at:
+            starting_at[i].negated = True
