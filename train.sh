@@ -60,16 +60,11 @@ SWIFT="${SWIFT:-$( [ -x "$HERE/.venv/bin/swift" ] && echo "$HERE/.venv/bin/swift
 
 die() { echo "train.sh: $*" >&2; exit 2; }
 
-# Precision: bf16 + flash-attention where CUDA and flash-attn exist, else float32 + sdpa.
-if [ "$TORCH_DTYPE" = auto ] || [ "$ATTN_IMPL" = auto ]; then
-  read -r cuda flash < <("$PYTHON" - <<'PY'
-import importlib.util, torch
-print(int(torch.cuda.is_available()), int(importlib.util.find_spec("flash_attn") is not None))
-PY
-)
-  [ "$TORCH_DTYPE" = auto ] && { [ "$cuda" = 1 ] && TORCH_DTYPE=bfloat16 || TORCH_DTYPE=float32; }
-  [ "$ATTN_IMPL" = auto ] && { [ "$cuda" = 1 ] && [ "$flash" = 1 ] && ATTN_IMPL=flash_attention_2 || ATTN_IMPL=sdpa; }
-fi
+# Precision: one policy with evaluation (utils/precision.py): bf16 + flash-attention where CUDA and flash-attn exist,
+# bf16 + sdpa on CUDA without flash-attn, float32 + sdpa on CPU.
+precision="$(cd "$HERE" && "$PYTHON" -m utils.precision "$TORCH_DTYPE" "$ATTN_IMPL")" \
+  || die "cannot resolve TORCH_DTYPE=$TORCH_DTYPE ATTN_IMPL=$ATTN_IMPL (see the error above)"
+read -r TORCH_DTYPE ATTN_IMPL <<<"$precision"
 echo "train.sh: precision $TORCH_DTYPE, attention $ATTN_IMPL"
 
 case "$DEEPSPEED" in

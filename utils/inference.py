@@ -16,6 +16,7 @@ from utils.evaluation import EvalItem
 from utils.io import InputError
 from utils.log import get_logger
 from utils.phi4mm_conversion import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
+from utils.precision import resolve_precision
 from utils.tokens import token_bytes, token_text
 
 logger = get_logger("inference")
@@ -35,29 +36,6 @@ class EngineConfig:
     dynamic_hd: int | None = None
     device_map: str | None = None
     vllm_kwargs: dict = field(default_factory=dict)
-
-
-def resolve_precision(torch_dtype: str, attn_impl: str) -> tuple[str, str]:
-    """`auto` means bfloat16 + flash-attention on CUDA when flash-attn imports, bfloat16 + sdpa on CUDA without it,
-    float32 + sdpa on CPU.
-
-    >>> resolve_precision("float32", "eager")
-    ('float32', 'eager')
-    """
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if torch_dtype == "auto":
-        torch_dtype = "bfloat16" if cuda else "float32"
-    if attn_impl == "auto":
-        try:
-            import flash_attn  # noqa: F401
-
-            has_flash = True
-        except ImportError:
-            has_flash = False
-        attn_impl = "flash_attention_2" if cuda and has_flash else "sdpa"
-    return torch_dtype, attn_impl
 
 
 def load_engine(config: EngineConfig):
