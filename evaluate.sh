@@ -16,7 +16,7 @@ SPLITS="${SPLITS:-test_basic test_compare test_region}"
 ANNOTATION_FILE="${ANNOTATION_FILE:-}"
 IMG_ROOT="${IMG_ROOT:-$DATA_ROOT/images}"
 # Name the run, not just the checkpoint: every sweep run has a checkpoint-N, and evaluations of two runs' checkpoint-N
-# must never share a folder (a resumed evaluation also checks the parts' fingerprint, utils/eval_identity.py).
+# must never share a folder (a resumed evaluation also checks the parts' fingerprint, utils/evaluation/identity.py).
 model_name="$(basename "$MODEL_PATH")"
 case "$model_name" in
   checkpoint-*) model_name="$(basename "$(dirname "$MODEL_PATH")")/$model_name" ;;

@@ -6,7 +6,7 @@ bytes, probabilities, log-probs and top-k alternatives, plus a browser report (`
 
 import sys
 
-from utils.eval_runner import main
+from utils.evaluation.runner import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], token_probs=True))

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/eval_bench.py [--max-new-tokens 64] [--threads 2]
 
-- batched: our evaluation core (`utils.inference.generate`), batch 16, against a one-sample-at-a-time loop like
+- batched: our evaluation core (`utils.evaluation.engine.generate`), batch 16, against a one-sample-at-a-time loop like
   the original's (the same engine and template, one request per `generate` call), in the same process. Reports the
   samples/s ratio and whether the greedy answers are identical.
 - token-probability export (log-probs + top-5 alternatives) against plain batched evaluation: ratio of the median
@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from utils.annotations import load_annotations  # noqa: E402
-from utils.evaluation import build_items  # noqa: E402
+from utils.data.annotations import load_annotations  # noqa: E402
+from utils.evaluation.results import build_items  # noqa: E402
 
 
 def _timed(fn):
@@ -43,7 +43,7 @@ def main() -> int:
     from swift.utils import import_external_file
 
     import_external_file(str(REPO / "plugin.py"))
-    from utils.inference import EngineConfig, generate, load_engine
+    from utils.evaluation.engine import EngineConfig, generate, load_engine
 
     data_root = Path(args.data_root)
     items = []

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from rexkg.rules import extract_rules  # noqa: E402
-from utils.answers import think_text  # noqa: E402
-from utils.synthetic_cxr import corpus  # noqa: E402
+from utils.data.synthetic_cxr import corpus  # noqa: E402
+from utils.scoring.answers import think_text  # noqa: E402
 
 
 def reasoning_texts(count: int, words: int = 200, seed: int = 0) -> list[str]:

@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rexkg.rules import extract_rules  # noqa: E402
-from utils.answers import answer_items, answer_span, first_sentence, think_text  # noqa: E402
-from utils.kg_reward import KGScorer, kg_jaccard  # noqa: E402
-from utils.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format  # noqa: E402
+from utils.scoring.answers import answer_items, answer_span, first_sentence, think_text  # noqa: E402
+from utils.scoring.kg_reward import KGScorer, kg_jaccard  # noqa: E402
+from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format  # noqa: E402
 
 REFERENCE = "<think>Small left pleural effusion. No pneumothorax.</think><answer>left pleural effusion</answer>"
 PATTERNS = {

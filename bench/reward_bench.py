@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from bench.kg_bench import reasoning_texts  # noqa: E402
 from rexkg import get_extractor  # noqa: E402
 from rexkg.rules import clear_sentence_cache  # noqa: E402
-from utils.kg_reward import KGScorer  # noqa: E402
+from utils.scoring.kg_reward import KGScorer  # noqa: E402
 
 _UNIQUE = itertools.count()
 

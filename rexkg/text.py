@@ -1,8 +1,8 @@
 """Reasoning text of a model response, the part rexkg's `--think` option and the KG reward extract graphs from.
 
 Tag pairs are found by `first_tag_span` in linear time (lazy regular expressions rescan the rest of the text from
-every opening tag: quadratic on `"<answer>" * n`). The project's answer parser (`utils.answers`) builds on these, so
-there is one parser of `<think>` / `<answer>` text.
+every opening tag: quadratic on `"<answer>" * n`). The project's answer parser (`utils.scoring.answers`) builds on
+these, so there is one parser of `<think>` / `<answer>` text.
 
 >>> think_text("<think>Small effusion.</think><answer>yes</answer>"), think_text("Reasoning first <answer>no</answer>")
 ('Small effusion.', 'Reasoning first')

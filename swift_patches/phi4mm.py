@@ -38,9 +38,9 @@ from swift.template.utils import findall
 from transformers import AutoTokenizer, PretrainedConfig
 
 from swift_patches.image_processor import image_token_counts, load_image_processor
+from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
 from utils.env import env_flag, env_int
 from utils.log import get_logger
-from utils.phi4mm_conversion import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
 
 logger = get_logger("phi4mm")
 

@@ -5,12 +5,12 @@ completions.jsonl columns:
 
 | reward name              | class             | scorer                                   |
 |--------------------------|-------------------|------------------------------------------|
-| `external_r1v_acc`       | `R1VAccuracy`     | `utils.rewards.r1v_accuracy`             |
-| `external_r1v_acc_normalized` | `R1VAccuracyNormalized` | `utils.rewards.normalized_accuracy` |
-| `external_answer_strict` | `AnswerStrictF1`  | `utils.rewards.answer_f1`                |
-| `external_format`        | `ThinkAnswerFormat` | `utils.rewards.think_answer_format`    |
-| `external_kg_jac`        | `KGJaccard`       | `utils.kg_reward.kg_jaccard`             |
-| `external_kg_f1`         | `KGF1`            | `utils.kg_reward.kg_f1`                  |
+| `external_r1v_acc`       | `R1VAccuracy`     | `utils.scoring.rewards.r1v_accuracy`             |
+| `external_r1v_acc_normalized` | `R1VAccuracyNormalized` | `utils.scoring.rewards.normalized_accuracy` |
+| `external_answer_strict` | `AnswerStrictF1`  | `utils.scoring.rewards.answer_f1`                |
+| `external_format`        | `ThinkAnswerFormat` | `utils.scoring.rewards.think_answer_format`    |
+| `external_kg_jac`        | `KGJaccard`       | `utils.scoring.kg_reward.kg_jaccard`             |
+| `external_kg_f1`         | `KGF1`            | `utils.scoring.kg_reward.kg_f1`                  |
 
 The KG rewards read their extractor from the environment: `CHEX_KG_BACKEND` (`rules`, the default, or `neural`),
 and for `neural` `CHEX_REXKG_MODEL_DIR` / `CHEX_REXKG_TOKENIZER_DIR`. A misconfigured extractor fails when the
@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 
 from swift.rewards import ORM, orms
 
-from utils.kg_reward import get_kg_scorer, kg_f1, kg_jaccard
 from utils.log import get_logger
-from utils.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
+from utils.scoring.kg_reward import get_kg_scorer, kg_f1, kg_jaccard
+from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 logger = get_logger("rewards")
 

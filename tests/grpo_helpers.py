@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from utils.grpo_rows import annotation_to_grpo_row
+from utils.data.grpo_rows import annotation_to_grpo_row
 from utils.io import atomic_write_jsonl
 
 

@@ -14,15 +14,15 @@ PACKAGES = ("rexkg", "utils", "swift_patches", "tools")
 PURE_MODULES = (
     "rexkg",
     "rexkg.rules",
-    "utils.answers",
-    "utils.rewards",
-    "utils.kg_reward",
-    "utils.sampling",
-    "utils.validation",
-    "utils.annotations",
-    "utils.evaluation",
-    "utils.eval_identity",
-    "utils.prompt_budget",
+    "utils.scoring.answers",
+    "utils.scoring.rewards",
+    "utils.scoring.kg_reward",
+    "utils.data.sampling",
+    "utils.data.validation",
+    "utils.data.annotations",
+    "utils.evaluation.results",
+    "utils.evaluation.identity",
+    "utils.data.prompt_budget",
 )
 
 

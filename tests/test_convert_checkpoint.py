@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from utils.phi4mm_conversion import classify_key
+from utils.checkpoints.phi4mm import classify_key
 
 _ENC = "model.embed_tokens_extend.audio_embed.encoder.encoders."
 _IMG = "model.embed_tokens_extend.image_embed."

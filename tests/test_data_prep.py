@@ -15,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.sampling import STRATUM_FIELDS, ShortPoolError, draw, proportional_quotas, stratum_of, training_set_path
+from utils.data.sampling import (
+    STRATUM_FIELDS,
+    ShortPoolError,
+    draw,
+    proportional_quotas,
+    stratum_of,
+    training_set_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -181,7 +188,7 @@ def test_sampler_output_paths_are_what_train_loop_reads(data_copy):
 
 def test_evaluation_pool_sample_round_trip(tiny_model, data_copy, tmp_path):
     from tools.set_is_correct import main as set_is_correct
-    from utils.eval_runner import main as evaluate
+    from utils.evaluation.runner import main as evaluate
 
     pool = data_copy / "annotations" / "eval" / "valid_all_vqa.json"
     assert (

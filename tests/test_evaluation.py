@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from utils.annotations import annotation_problems, load_annotations
-from utils.eval_runner import main as evaluate_main
-from utils.evaluation import ResultStream, original_correct, read_parts, strict_correct, summarize
+from utils.data.annotations import annotation_problems, load_annotations
+from utils.evaluation.results import ResultStream, original_correct, read_parts, strict_correct, summarize
+from utils.evaluation.runner import main as evaluate_main
 from utils.io import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -349,9 +349,9 @@ def test_scored_log_probs_match_the_engines_own(tiny_model, demo_data, swift_plu
     import torch
     from swift.infer_engine import InferRequest, RequestConfig
 
-    from utils.annotations import load_annotations
-    from utils.evaluation import build_items
-    from utils.inference import EngineConfig, generate, load_engine
+    from utils.data.annotations import load_annotations
+    from utils.evaluation.engine import EngineConfig, generate, load_engine
+    from utils.evaluation.results import build_items
 
     items = []
     for split in ("test_basic", "test_compare"):
@@ -382,8 +382,8 @@ def test_lora_adapter_checkpoints_are_applied(tiny_model, demo_data, swift_plugi
     own vision LoRA, and evaluation runs with it."""
     from swift import SftArguments, sft_main
 
-    from utils.grpo_rows import annotation_to_sft_row
-    from utils.inference import EngineConfig, load_engine
+    from utils.data.grpo_rows import annotation_to_sft_row
+    from utils.evaluation.engine import EngineConfig, load_engine
     from utils.io import atomic_write_jsonl
 
     rows = json.loads(_split(demo_data, "valid_all").read_text())[:16]

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.grpo_helpers import grpo_arguments, write_grpo_rows
-from utils.kg_reward import get_kg_scorer, kg_jaccard
-from utils.rewards import r1v_accuracy
+from utils.scoring.kg_reward import get_kg_scorer, kg_jaccard
+from utils.scoring.rewards import r1v_accuracy
 
 
 def _read_jsonl(path) -> list[dict]:

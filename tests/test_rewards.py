@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rexkg import get_extractor
-from utils.answers import answer_items, first_sentence, first_tag_span
-from utils.kg_reward import KGScorer, get_kg_scorer, kg_f1, kg_jaccard
-from utils.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
+from utils.scoring.answers import answer_items, first_sentence, first_tag_span
+from utils.scoring.kg_reward import KGScorer, get_kg_scorer, kg_f1, kg_jaccard
+from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 SOLUTION = "<think>Small left pleural effusion. No pneumothorax.</think><answer>left pleural effusion</answer>"
 

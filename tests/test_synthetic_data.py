@@ -8,7 +8,7 @@ import json
 from PIL import Image
 
 from tools.make_demo_data import generate
-from utils.synthetic_cxr import SPLITS
+from utils.data.synthetic_cxr import SPLITS
 
 REQUIRED = {
     "image_ids": list,

@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from utils.data.prompt_budget import PromptBudget, PromptLength  # noqa: E402
 from utils.io import InputError, atomic_write_json  # noqa: E402
 from utils.log import get_logger  # noqa: E402
-from utils.prompt_budget import PromptBudget, PromptLength  # noqa: E402
 
 logger = get_logger("check_prompt_length")
 

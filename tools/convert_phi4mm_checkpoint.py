@@ -8,7 +8,7 @@ Output: native `config.json` + weights, `vision-lora/` (and `speech-lora/` when 
 checkpoint's LoRA weights, native `preprocessor_config.json` / `processor_config.json`, and the tokenizer files.
 Every source tensor must land somewhere: keys with no place in the native model, and native weights the source
 does not provide, are errors that list them (exit code 2). Written to a temporary folder, then renamed.
-Mapping rules: utils/phi4mm_conversion.py.
+Mapping rules: utils/checkpoints/phi4mm.py.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.io import InputError, read_json  # noqa: E402
-from utils.phi4mm_conversion import (  # noqa: E402
+from utils.checkpoints.phi4mm import (  # noqa: E402
     ADAPTERS,
     AUDIO_TOKEN,
     DEFAULT_TARGETS,
@@ -34,6 +33,7 @@ from utils.phi4mm_conversion import (  # noqa: E402
     convert_config,
     native_processor_files,
 )
+from utils.io import InputError, read_json  # noqa: E402
 
 TOKENIZER_FILES = (
     "tokenizer.json",

@@ -5,7 +5,7 @@
 
 Each row: the user turn with one `<image>` placeholder per image before the question, image paths (absolute, or
 relative to `--relative-to`, which must then be ms-swift's working directory), `solution` = the explanation, the
-answers and the ids. See utils/grpo_rows.py.
+answers and the ids. See utils/data/grpo_rows.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.annotations import load_annotations  # noqa: E402
-from utils.grpo_rows import annotation_to_grpo_row, annotation_to_sft_row  # noqa: E402
+from utils.data.annotations import load_annotations  # noqa: E402
+from utils.data.grpo_rows import annotation_to_grpo_row, annotation_to_sft_row  # noqa: E402
 from utils.io import InputError, atomic_write_jsonl  # noqa: E402
 
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
+from utils.data.synthetic_cxr import SPLITS, build_annotations, render_study  # noqa: E402
 from utils.io import atomic_write_json  # noqa: E402
-from utils.synthetic_cxr import SPLITS, build_annotations, render_study  # noqa: E402
 
 logger = logging.getLogger("make_demo_data")
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "data" / "MIMIC-VQA-CoT"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.phi4mm_conversion import (  # noqa: E402
+from utils.checkpoints.phi4mm import (  # noqa: E402
     AUDIO_TOKEN,
     CHAT_TEMPLATE,
     END_TOKEN,
@@ -29,12 +29,12 @@ from utils.phi4mm_conversion import (  # noqa: E402
     IMAGE_TOKEN,
     native_processor_files,
 )
-from utils.synthetic_cxr import corpus  # noqa: E402
+from utils.data.synthetic_cxr import corpus  # noqa: E402
 
 logger = logging.getLogger("make_tiny_model")
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-phi4mm"
 
-# The release's special tokens with their roles (utils/phi4mm_conversion.py); only the ids differ in the tiny
+# The release's special tokens with their roles (utils/checkpoints/phi4mm.py); only the ids differ in the tiny
 # vocabulary, and every id the model uses is read from its config, never looked up by string.
 SPECIAL_TOKENS = [ENDOFTEXT_TOKEN, IMAGE_TOKEN, AUDIO_TOKEN, "<|system|>", "<|user|>", "<|assistant|>", END_TOKEN]
 SPECIAL_TOKENS += ["<|tool|>", "<|/tool|>"]

@@ -7,7 +7,7 @@ Reads the pool (original annotation format with `is_correct`, default
 `<data_root>/annotations/eval/valid_all_vqa.json`), writes each set as GRPO rows to
 `<data_root>/annotations/<sample_type>/<size>.jsonl` (exactly what train_loop.sh reads) with a manifest next to it
 (`<size>.manifest.json`: seed, SHA-256 of the pool file, counts per stratum), and prints the strata table.
-Same pool + same seed gives byte-identical files. See utils/sampling.py for the sampling rules.
+Same pool + same seed gives byte-identical files. See utils/data/sampling.py for the sampling rules.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.annotations import POOL_FIELDS, load_annotations  # noqa: E402
-from utils.grpo_rows import annotation_to_grpo_row  # noqa: E402
-from utils.io import InputError, atomic_write_json, atomic_write_jsonl  # noqa: E402
-from utils.sampling import (  # noqa: E402
+from utils.data.annotations import POOL_FIELDS, load_annotations  # noqa: E402
+from utils.data.grpo_rows import annotation_to_grpo_row  # noqa: E402
+from utils.data.sampling import (  # noqa: E402
     DEFAULT_SEED,
     DEFAULT_SIZES,
     SAMPLE_TYPES,
@@ -32,6 +31,7 @@ from utils.sampling import (  # noqa: E402
     manifest_path,
     training_set_path,
 )
+from utils.io import InputError, atomic_write_json, atomic_write_jsonl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.annotations import load_annotations  # noqa: E402
+from utils.data.annotations import load_annotations  # noqa: E402
 from utils.io import InputError, atomic_write_json, read_json  # noqa: E402
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.annotations import POOL_FIELDS  # noqa: E402
-from utils.validation import validate_file  # noqa: E402
+from utils.data.annotations import POOL_FIELDS  # noqa: E402
+from utils.data.validation import validate_file  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from utils.answers import ANY_TAG, answer_items, answer_span, first_sentence, first_tag_span
+from utils.scoring.answers import ANY_TAG, answer_items, answer_span, first_sentence, first_tag_span
 
 # The original's first sentence: the text up to the first of these characters, whatever follows it.
 _ORIGINAL_SENTENCE_END = re.compile(r"[.!?。！？]")

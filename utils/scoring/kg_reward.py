@@ -1,7 +1,7 @@
 """The knowledge-graph consistency reward: the reasoning of each completion against the reasoning of its own reference.
 
-Both sides are reduced the same way before extraction (`utils.answers.think_text`: the `<think>` content, else the
-text before `<answer>`, else everything), so a completion's tags and final answer never count as findings. Graphs
+Both sides are reduced the same way before extraction (`utils.scoring.answers.think_text`: the `<think>` content, else
+the text before `<answer>`, else everything), so a completion's tags and final answer never count as findings. Graphs
 are compared with `rexkg.metrics.graph_scores`, the scorer the KG metric tool uses too.
 
 Reference graphs are cached (references repeat across the generations of a prompt and across epochs); the extractor
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from rexkg import KnowledgeGraph, get_extractor
 from rexkg.metrics import graph_scores
-from utils.answers import think_text
+from utils.scoring.answers import think_text
 
 # Enough for every distinct reference of a 5,000-sample sweep several times over; a rules graph is a few KB.
 DEFAULT_CACHE_SIZE = 65_536

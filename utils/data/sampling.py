@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils.annotations import TYPE_FIELDS
+from utils.data.annotations import TYPE_FIELDS
 
 SAMPLE_TYPES = ("hard_uniform", "uniform", "hard_random", "random")
 DEFAULT_SIZES = (1000, 2000, 5000)

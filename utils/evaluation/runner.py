@@ -5,10 +5,11 @@ multi-node work the same way), generate in batches, stream each batch's records 
 (flushed and fsynced), and on rank 0 merge the parts into `results.json` (the original format plus strict accuracy
 and a per-type summary), `summary.json` and `accuracy_by_type.png`; with log-probs also `report.html`.
 `--resume` (default) skips every item already in the parts, so a killed run continues where it stopped; the parts
-carry a fingerprint (`utils/eval_identity.py`: model path, weight digests, annotation digest, generation settings)
-and resuming against a different one stops with an error naming both. Before anything is generated, rank 0 decides
-what is left to do and broadcasts it, so every rank shards the same plan, and every rank must see a file rank 0
-wrote in the output folder: multi-node evaluation needs that folder on a shared filesystem, and says so at start-up.
+carry a fingerprint (`utils/evaluation/identity.py`: model path, weight digests, annotation digest, generation
+settings) and resuming against a different one stops with an error naming both. Before anything is generated, rank
+0 decides what is left to do and broadcasts it, so every rank shards the same plan, and every rank must see a file
+rank 0 wrote in the output folder: multi-node evaluation needs that folder on a shared filesystem, and says so at
+start-up.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from utils.annotations import load_annotations
+from utils.data.annotations import load_annotations
 from utils.env import env_int
-from utils.eval_identity import FINGERPRINT_FILE, evaluation_fingerprint, fingerprint_differences
-from utils.evaluation import (
+from utils.evaluation.identity import FINGERPRINT_FILE, evaluation_fingerprint, fingerprint_differences
+from utils.evaluation.report import render_report
+from utils.evaluation.results import (
     EvalItem,
     ResultStream,
     accuracy_chart,
@@ -38,11 +40,10 @@ from utils.evaluation import (
     shard,
     summarize,
 )
-from utils.html_report import render_report
 from utils.io import InputError, atomic_write_json, atomic_write_text, read_json
 from utils.log import get_logger
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPLITS = ("test_basic", "test_compare", "test_region")
 SHARED_TOKEN_FILE = ".shared-check"  # rank 0 writes it, every rank must read it back: a shared output folder
 logger = get_logger("evaluate")
@@ -233,7 +234,7 @@ def run(args, token_probs: bool) -> None:
 
     from swift.utils import import_external_file
 
-    from utils.inference import EngineConfig, load_engine
+    from utils.evaluation.engine import EngineConfig, load_engine
 
     import_external_file(str(REPO / "plugin.py"))
     attn_impl = "flash_attention_2" if args.use_flash_attention else args.attn_impl
@@ -316,7 +317,7 @@ def _prepare_parts(job: SplitJob, settings: EvalSettings, ranks: Ranks) -> tuple
 def _evaluate_split(engine, items: list[EvalItem], job: SplitJob, settings: EvalSettings, ranks: Ranks) -> None:
     from tqdm import tqdm
 
-    from utils.inference import generate
+    from utils.evaluation.engine import generate
 
     parts = job.out_dir / "parts"
     fingerprint, done = _prepare_parts(job, settings, ranks)

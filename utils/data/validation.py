@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from utils.annotations import REQUIRED, annotation_problems, image_path
-from utils.evaluation import image_error
-from utils.grpo_rows import IMAGE_PLACEHOLDER
+from utils.data.annotations import REQUIRED, annotation_problems, image_path
+from utils.evaluation.results import image_error
+from utils.data.grpo_rows import IMAGE_PLACEHOLDER
 
 
 def grpo_row_problems(row, index: int, base_dir: str | os.PathLike = ".", check_images: bool = True) -> list[str]:

@@ -12,10 +12,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from utils.evaluation import EvalItem
+from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
+from utils.evaluation.results import EvalItem
 from utils.io import InputError
 from utils.log import get_logger
-from utils.phi4mm_conversion import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
 from utils.precision import resolve_precision
 from utils.tokens import token_bytes, token_text
 
@@ -39,7 +39,7 @@ class EngineConfig:
 
 
 def load_engine(config: EngineConfig):
-    """The ms-swift engine for `config` (our plugin must be installed first: `utils.eval_runner` does it)."""
+    """The ms-swift engine for `config` (our plugin must be installed first: `utils.evaluation.runner` does it)."""
     import torch
 
     if not os.path.isdir(config.model_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from utils.annotations import image_path, reference_answers
+from utils.data.annotations import image_path, reference_answers
 
 IMAGE_PLACEHOLDER = "<image>"
 

@@ -1,6 +1,6 @@
 """The evaluation core's pure half: items, correctness, streamed and resumable results, summaries, the chart.
 
-The model half (`utils/inference.py`) turns items into generations; `utils/eval_runner.py` wires both for
+The model half (`utils/evaluation/engine.py`) turns items into generations; `utils/evaluation/runner.py` wires both for
 `evaluate.py` and `evaluate_token_prob.py`.
 
 Correctness, both reported:
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.annotations import TYPE_FIELDS, image_path, reference_answers
-from utils.answers import answer_items, answer_span
+from utils.data.annotations import TYPE_FIELDS, image_path, reference_answers
 from utils.io import InputError, atomic_save_figure
+from utils.scoring.answers import answer_items, answer_span
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Annotation formats, validation, hard-example sampling, GRPO rows, synthetic data, prompt budgets (pure Python)."""
