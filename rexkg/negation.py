@@ -66,12 +66,9 @@ _HEDGES = phrase_index(
 )
 _NEGATION_WORDS = frozenset(_PRE_NEGATION) | frozenset(_POST_NEGATION)
 # "no longer" is a post-cue; "no (significant) change in ..." compares with a prior study and negates nothing.
-_NOT_A_PRE_NEGATION = phrase_index([("no", "longer"), ("no", "change"), ("no", "changes")])
-_NOT_A_PRE_NEGATION.update(
-    {
-        "no": _NOT_A_PRE_NEGATION["no"]
-        + [("no", q, c) for q in ("significant", "interval", "appreciable") for c in ("change", "changes")]
-    }
+_NOT_A_PRE_NEGATION = phrase_index(
+    [("no", "longer"), ("no", "change"), ("no", "changes")]
+    + [("no", q, c) for q in ("significant", "interval", "appreciable") for c in ("change", "changes")]
 )
 # "partially resolved" describes a finding that is still there.
 _PARTIAL = frozenset("partially nearly almost incompletely slowly".split())

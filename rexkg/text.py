@@ -10,11 +10,19 @@ these, so there is one parser of `<think>` / `<answer>` text.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
 ANY_TAG = re.compile(r"</?\s*(?:think|answer)\s*>", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=32)
+def _tag_patterns(open_tag: str, close_tag: str, ignore_case: bool) -> tuple[re.Pattern, re.Pattern]:
+    """Compiled once per tag pair: every reward call parses every completion with them."""
+    flags = re.IGNORECASE if ignore_case else 0
+    return re.compile(re.escape(open_tag), flags), re.compile(re.escape(close_tag), flags)
 
 
 def first_tag_span(
@@ -33,8 +41,7 @@ def first_tag_span(
     >>> first_tag_span("<answer>a\nb</answer>", "<answer>", "</answer>", multiline=False) is None
     True
     """
-    flags = re.IGNORECASE if ignore_case else 0
-    opener, closer = re.compile(re.escape(open_tag), flags), re.compile(re.escape(close_tag), flags)
+    opener, closer = _tag_patterns(open_tag, close_tag, ignore_case)
     position, close, newline = 0, None, -1
     while True:
         opened = opener.search(text, position)

@@ -15,7 +15,8 @@ on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `
   passes `image_pixel_values`, `image_sizes`, `image_attention_mask` (processed features memoised by pixel
   content); the collator pads the crop dimension across a batch.
 - the crop count (`dynamic_hd`) is the `DYNAMIC_HD` environment variable when set, else the checkpoint's
-  `preprocessor_config.json`; it is saved with every checkpoint's processor files.
+  `preprocessor_config.json`; our trainer records it in every checkpoint's `chex_run.json` (ms-swift copies the
+  source model's `preprocessor_config.json` into checkpoints).
 - audio is not wired up: an audio input raises a clear error instead of being dropped. vLLM cannot run this model
   type (see `VLLM_UNSUPPORTED`): it stops with an error instead of running without the vision LoRA.
 """

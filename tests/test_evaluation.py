@@ -437,23 +437,8 @@ def test_lora_adapter_checkpoints_are_applied(tiny_model, demo_data, swift_plugi
 
 def test_vllm_backend_on_the_native_model_stops_with_the_reason(tiny_model, demo_data, tmp_path):
     """vLLM runs only the remote-code Phi-4-MM: nothing may run silently without the vision LoRA."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "evaluate.py"),
-            "--model_path",
-            str(tiny_model),
-            "--data_root",
-            str(demo_data),
-            "--infer_backend",
-            "vllm",
-            "--output_dir",
-            str(tmp_path),
-        ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-    )
+    command = [*_evaluate_command(tiny_model, demo_data, tmp_path), "--infer_backend", "vllm"]
+    completed = subprocess.run(command, env=_env(), capture_output=True, text=True)
     assert completed.returncode == 2
     assert "cannot run on vLLM" in completed.stderr and "--infer_backend transformers" in completed.stderr
     assert not any(tmp_path.iterdir())

@@ -18,21 +18,15 @@ DEV_SET = Path(__file__).parent / "data" / "rexkg_dev.txt"
 
 
 def load_dev_set() -> list[tuple[str, KnowledgeGraph]]:
-    """(sentence, gold graph) pairs; gold relations refer to entities by text."""
-    items, text, entities = [], None, []
-    for line in DEV_SET.read_text().splitlines():
-        if line.startswith("S: "):
-            text = line[3:]
-        elif line.startswith("E: "):
-            entities = [Entity(*item.split("|"), 0, 0) for item in line[3:].split("; ") if item]
-        elif line.startswith("R: "):
-            by_text = {e.text: e for e in entities}
-            relations = []
-            for item in filter(None, line[3:].split("; ")):
-                ends, kind = item.split("|")
-                source, target = ends.split(">")
-                relations.append(Relation(by_text[source], by_text[target], kind))
-            items.append((text, KnowledgeGraph(entities, relations)))
+    """(sentence, gold graph) pairs, read by `rexkg.gold` (the reader of `python -m rexkg evaluate`)."""
+    from rexkg.gold import load_gold
+
+    items = []
+    for item in load_gold(DEV_SET):
+        entities = [Entity(text, kind, 0, 0) for text, kind in sorted(item.entities)]
+        by_text = {entity.text: entity for entity in entities}
+        relations = [Relation(by_text[source], by_text[target], kind) for source, target, kind in item.relations or ()]
+        items.append((item.text, KnowledgeGraph(entities, relations)))
     return items
 
 

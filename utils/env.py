@@ -25,15 +25,19 @@ def env_flag(name: str, default: bool = False) -> bool:
     raise ValueError(f"environment variable {name}={os.environ[name]!r} is not a boolean (use 1/0, true/false)")
 
 
-def env_float(name: str, default: float) -> float:
-    """A float variable; unset or empty means `default`."""
+def _env_number(name: str, default, cast, kind: str):
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return float(value)
+        return cast(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not a number") from None
+        raise ValueError(f"environment variable {name}={value!r} is not {kind}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    """A float variable; unset or empty means `default`."""
+    return _env_number(name, default, float, "a number")
 
 
 def env_int(name: str, default: int) -> int:
@@ -42,10 +46,4 @@ def env_int(name: str, default: int) -> int:
     >>> env_int("CHEX_SURELY_UNSET_INT", 4)
     4
     """
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+    return _env_number(name, default, int, "an integer")
