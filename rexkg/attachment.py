@@ -1,15 +1,16 @@
 """Attachment rules of the rules backend: `modify` (descriptor -> what it describes), `located_at` (finding or
 device -> its anatomy) and `suggestive_of` (finding -> the disease it may indicate), each searching at most
-`_MAX_REACH` entities away, with break words counted once per sentence (`break_counts`).
+`_MAX_REACH` entities away, with what separates neighbouring entities computed once per sentence (`sentence_gaps`).
 """
 
 from __future__ import annotations
 
 import bisect
+from itertools import accumulate
 from typing import NamedTuple
 
 from rexkg.lexicon import DEGREE_ADVERBS, LOCATIVE_CONCEPTS
-from rexkg.mentions import Mention, Token, phrase_index, phrase_length
+from rexkg.mentions import Mention, phrase_index, phrase_length
 from rexkg.negation import CLAUSE_BREAK, SCOPE_BREAK
 
 _SUGGESTIVE = phrase_index(
@@ -51,142 +52,146 @@ _LOCATIVE_PREPOSITIONS = frozenset(
 # Concepts that are nouns describing another entity ("cardiomediastinal silhouette", "tube position").
 _ATTRIBUTE_NOUNS = frozenset("silhouette size position appearance contours contour".split())
 _HEAD_KINDS = frozenset({"disorder", "device", "procedure"})
+_ANATOMY_ONLY = frozenset({"anatomy"})
 # How many entities away an attachment rule looks. A modifier, a finding's anatomy or a suggested diagnosis sits within
 # a few words of its partner in real reports; bounding the search keeps every rule linear on adversarial text.
 _MAX_REACH = 8
 
 
 _PREDICATE_BREAK = SCOPE_BREAK | {","}  # what separates a predicate descriptor from an earlier subject
+_CLAUSE_OR_SCOPE_BREAK = CLAUSE_BREAK | SCOPE_BREAK
+_CLAUSE_WORDS = CLAUSE_BREAK - {","}  # a comma may separate a list of suggested diagnoses
+_DESCRIPTORS = frozenset({"concept", "size"})
 
 
-class Breaks(NamedTuple):
-    """Prefix counts of break words over a sentence's tokens: `phrase[k]` phrase breaks among tokens[:k] (and the same
-    for predicate breaks), so "is there a break between two entities" is one subtraction, not a scan."""
+class Gaps(NamedTuple):
+    """What separates the mentions of one sentence, computed once so that every rule reads list items.
 
+    `phrase[k]` counts phrase-break words among words[:k] (a break between any two words is one subtraction);
+    `phrase_gap[j]`, `predicate_gap[j]` and `clause_gap[j]` say whether such a word lies between mention j - 1 and
+    mention j (index 0 is False)."""
+
+    kinds: list[str]
     phrase: list[int]
-    predicate: list[int]
+    phrase_gap: list[bool]
+    predicate_gap: list[bool]
+    clause_gap: list[bool]
 
 
-def break_counts(tokens: list[Token]) -> Breaks:
-    phrase, predicate = [0], [0]
-    for token in tokens:
-        phrase.append(phrase[-1] + (token.lower in _PHRASE_BREAK))
-        predicate.append(predicate[-1] + (token.lower in _PREDICATE_BREAK))
-    return Breaks(phrase, predicate)
+def sentence_gaps(words: list[str], mentions: list[Mention]) -> Gaps:
+    phrase = list(accumulate([word in _PHRASE_BREAK for word in words], initial=0))
+    between = [()] + [words[mentions[j - 1].last + 1 : mentions[j].first] for j in range(1, len(mentions))]
+    return Gaps(
+        [m.kind for m in mentions],
+        phrase,
+        [not _PHRASE_BREAK.isdisjoint(gap) for gap in between],
+        [not _PREDICATE_BREAK.isdisjoint(gap) for gap in between],
+        [not _CLAUSE_OR_SCOPE_BREAK.isdisjoint(gap) for gap in between],
+    )
 
 
-def _phrase_break_between(breaks: Breaks, a: int, b: int) -> bool:
-    """A phrase-break word strictly between tokens a and b."""
-    return b > a + 1 and breaks.phrase[b] - breaks.phrase[a + 1] > 0
+def _phrase_break_between(gaps: Gaps, a: int, b: int) -> bool:
+    """A phrase-break word strictly between words a and b."""
+    return b > a + 1 and gaps.phrase[b] - gaps.phrase[a + 1] > 0
 
 
-def modify_target(index: int, mentions: list[Mention], tokens: list[Token], breaks: Breaks) -> int | None:
+def modify_target(index: int, mentions: list[Mention], words: list[str], gaps: Gaps) -> int | None:
+    """The mention that descriptor `index` (a concept or size) modifies, or None."""
+    kinds, phrase_gap = gaps.kinds, gaps.phrase_gap
     mention = mentions[index]
-    word = tokens[mention.first].lower
-    adjacent = index + 1 < len(mentions) and not _phrase_break_between(breaks, mention.last, mentions[index + 1].first)
+    word = words[mention.first]
+    count = len(mentions)
+    adjacent = index + 1 < count and not phrase_gap[index + 1]
     if (
         adjacent
-        and mentions[index + 1].kind == "concept"
-        and (word in DEGREE_ADVERBS or tokens[mentions[index + 1].first].lower in _ATTRIBUTE_NOUNS)
+        and kinds[index + 1] == "concept"
+        and (word in DEGREE_ADVERBS or words[mentions[index + 1].first] in _ATTRIBUTE_NOUNS)
     ):
         return index + 1  # "mildly enlarged", "standard position"
     if word in _ATTRIBUTE_NOUNS:  # "cardiomediastinal silhouette", "tube position": the entity just before
         for j in range(index - 1, max(-1, index - 1 - _MAX_REACH), -1):
-            if mentions[j].kind in ("anatomy", "device") and not _phrase_break_between(
-                breaks, mentions[j].last, mention.first
-            ):
+            if kinds[j] in ("anatomy", "device") and not _phrase_break_between(gaps, mentions[j].last, mention.first):
                 return j
-            if mentions[j].kind != "concept":
+            if kinds[j] != "concept":
                 break
-        if mention.last + 1 < len(tokens) and tokens[mention.last + 1].lower == "of":  # "position of the tube"
+        if mention.last + 1 < len(words) and words[mention.last + 1] == "of":  # "position of the tube"
             phrase = [
                 j
-                for j in range(index + 1, min(len(mentions), index + 1 + _MAX_REACH))
-                if mentions[j].kind in ("anatomy", "device", "concept")
+                for j in range(index + 1, min(count, index + 1 + _MAX_REACH))
+                if kinds[j] in ("anatomy", "device", "concept")
             ]
-            heads = [j for j in phrase if mentions[j].kind == "device"] or [
-                j for j in phrase if mentions[j].kind == "anatomy"
-            ]
+            heads = [j for j in phrase if kinds[j] == "device"] or [j for j in phrase if kinds[j] == "anatomy"]
             return heads[0] if heads else None
         return None
-    wanted = {"anatomy"} if word in LOCATIVE_CONCEPTS else _HEAD_KINDS
+    locative = word in LOCATIVE_CONCEPTS
+    wanted = _ANATOMY_ONLY if locative else _HEAD_KINDS
     fallback = None
-    for j in range(index + 1, min(len(mentions), index + 1 + _MAX_REACH)):
-        if _phrase_break_between(breaks, mentions[j - 1].last, mentions[j].first):
+    for j in range(index + 1, min(count, index + 1 + _MAX_REACH)):
+        if phrase_gap[j]:
             break
-        if mentions[j].kind in wanted:
+        kind = kinds[j]
+        if kind in _DESCRIPTORS:  # nothing to record: long descriptor runs cost one test per entity
+            continue
+        if kind in wanted:
             return j
-        if mentions[j].kind in _HEAD_KINDS and fallback is None:
-            fallback = j
-        if mentions[j].kind not in ("concept", "anatomy", "size"):
+        if kind != "anatomy":  # a head of another kind ends the phrase and is the fallback
+            fallback = j if fallback is None else fallback
             break
-        if fallback is None and mentions[j].kind == "anatomy" and word not in LOCATIVE_CONCEPTS:
+        if fallback is None and not locative:
             fallback = j
     if fallback is not None:
         return fallback
-    if (
-        index + 1 < len(mentions)
-        and not _phrase_break_between(breaks, mention.last, mentions[index + 1].first)
-        and mentions[index + 1].kind != "concept"
-    ):
+    if adjacent and kinds[index + 1] != "concept":
         return index + 1
-    # Predicate use ("the heart is enlarged"): the nearest entity before it that is not a descriptor. Each step
-    # checks only the words between two neighbouring entities (the nearer gaps were checked already).
-    gap_end = mention.first
+    # Predicate use ("the heart is enlarged"): the nearest entity before it that is not a descriptor, with no scope
+    # break or comma in any gap on the way.
+    predicate_gap = gaps.predicate_gap
     for j in range(index - 1, max(-1, index - 1 - _MAX_REACH), -1):
-        if any(tokens[k].lower in SCOPE_BREAK or tokens[k].lower == "," for k in range(mentions[j].last + 1, gap_end)):
+        if predicate_gap[j + 1]:
             break
-        if mentions[j].kind not in ("concept", "size"):
+        if kinds[j] not in _DESCRIPTORS:
             return j
-        gap_end = mentions[j].first
     return None
 
 
-def located_at(index: int, mentions: list[Mention], tokens: list[Token], breaks: Breaks) -> list[int]:
+def located_at(index: int, mentions: list[Mention], words: list[str], gaps: Gaps) -> list[int]:
+    """The anatomy mentions that finding or device `index` is located at (none when the sentence names none)."""
+    kinds, phrase_gap = gaps.kinds, gaps.phrase_gap
+    count = len(mentions)
     mention = mentions[index]
     before = []
     k = index - 1
-    while (
-        k >= max(0, index - _MAX_REACH)
-        and mentions[k].kind in ("anatomy", "concept")
-        and not _phrase_break_between(breaks, mentions[k].last, mentions[k + 1].first)
-    ):
-        if mentions[k].kind == "anatomy":
+    while k >= max(0, index - _MAX_REACH) and kinds[k] in ("anatomy", "concept") and not phrase_gap[k + 1]:
+        if kinds[k] == "anatomy":
             before.append(k)
         k -= 1
     if before:
         return before
     # Otherwise the anatomy after a locative preposition in the same clause ("opacity in the right lung").
-    for j in range(index + 1, min(len(mentions), index + 1 + _MAX_REACH)):
-        between = [t.lower for t in tokens[mentions[j - 1].last + 1 : mentions[j].first]]
-        if any(w in CLAUSE_BREAK or w in SCOPE_BREAK for w in between):
+    for j in range(index + 1, min(count, index + 1 + _MAX_REACH)):
+        if gaps.clause_gap[j] or kinds[j] in _HEAD_KINDS:
             return []
-        if mentions[j].kind in _HEAD_KINDS:
-            return []
-        if mentions[j].kind == "anatomy":
-            gap = [t.lower for t in tokens[mention.last + 1 : mentions[j].first]]
-            if not any(w in _LOCATIVE_PREPOSITIONS for w in gap):
+        if kinds[j] == "anatomy":
+            if _LOCATIVE_PREPOSITIONS.isdisjoint(words[mention.last + 1 : mentions[j].first]):
                 return []
             group, k = [j], j + 1
-            while (
-                k < min(len(mentions), j + _MAX_REACH)
-                and mentions[k].kind in ("anatomy", "concept")
-                and not _phrase_break_between(breaks, mentions[k - 1].last, mentions[k].first)
-            ):
-                if mentions[k].kind == "anatomy":
+            while k < min(count, j + _MAX_REACH) and kinds[k] in ("anatomy", "concept") and not phrase_gap[k]:
+                if kinds[k] == "anatomy":
                     group.append(k)
                 k += 1
             return group
     return []
 
 
-def suggestive_pairs(mentions: list[Mention], tokens: list[Token]) -> list[tuple[int, int]]:
+def suggestive_pairs(mentions: list[Mention], words: list[str]) -> list[tuple[int, int]]:
+    if _SUGGESTIVE.keys().isdisjoint(words):  # most sentences suggest nothing
+        return []
     pairs = []
     starts = [m.first for m in mentions]
-    for i in range(len(tokens)):
-        if tokens[i].lower not in _SUGGESTIVE:  # the common case, without a call
+    for i in range(len(words)):
+        if words[i] not in _SUGGESTIVE:  # the common case, without a call
             continue
-        n = phrase_length(tokens, i, _SUGGESTIVE)
+        n = phrase_length(words, i, _SUGGESTIVE)
         if not n:
             continue
         split = bisect.bisect_left(starts, i)  # mentions before the cue, then after it
@@ -202,12 +207,6 @@ def suggestive_pairs(mentions: list[Mention], tokens: list[Token]) -> list[tuple
         ]
         if sources and targets:
             first_target = mentions[targets[0]]
-            group = [
-                j
-                for j in targets
-                if not any(
-                    tokens[k].lower in CLAUSE_BREAK - {","} for k in range(first_target.first, mentions[j].first)
-                )
-            ]
+            group = [j for j in targets if _CLAUSE_WORDS.isdisjoint(words[first_target.first : mentions[j].first])]
             pairs += [(sources[-1], j) for j in group]
     return pairs

@@ -14,7 +14,7 @@ still act on; labelling it absent would reward a model for dropping a differenti
 
 from __future__ import annotations
 
-from rexkg.mentions import Mention, Token, phrase_index, phrase_length
+from rexkg.mentions import Mention, phrase_index, phrase_length
 
 _PRE_NEGATION = phrase_index(
     [
@@ -76,31 +76,32 @@ SCOPE_BREAK = frozenset("but however although though whereas while except which 
 CLAUSE_BREAK = frozenset({",", "but", "however", "although", "though", "whereas", "while", "which"})
 
 
-def apply_negation(tokens: list[Token], mentions: list[Mention]) -> None:
+def apply_negation(words: list[str], mentions: list[Mention]) -> None:
+    """Mark the findings and devices that `words` (one sentence) state as absent: `mention.negated = True`."""
     negatable = [m for m in mentions if m.kind in ("disorder", "device")]
-    if not negatable or _NEGATION_WORDS.isdisjoint(t.lower for t in tokens):
+    if not negatable or _NEGATION_WORDS.isdisjoint(words):
         return
     starting_at = {m.first: m for m in negatable}
     hedged = set()
-    for i, token in enumerate(tokens):
-        if token.lower in _HEDGES:
-            hedged.update(range(i, i + phrase_length(tokens, i, _HEDGES)))
+    for i, word in enumerate(words):
+        if word in _HEDGES:
+            hedged.update(range(i, i + phrase_length(words, i, _HEDGES)))
     clause_start, scope_open = 0, False
-    for i, token in enumerate(tokens):
-        if token.lower in SCOPE_BREAK:
+    for i, word in enumerate(words):
+        if word in SCOPE_BREAK:
             scope_open = False
-        if token.lower in CLAUSE_BREAK:
+        if word in CLAUSE_BREAK:
             clause_start = i + 1
-        if i not in hedged and token.lower in _NEGATION_WORDS:
-            partial = i > 0 and tokens[i - 1].lower in _PARTIAL
-            if phrase_length(tokens, i, _POST_NEGATION) and not partial:
+        if i not in hedged and word in _NEGATION_WORDS:
+            partial = i > 0 and words[i - 1] in _PARTIAL
+            if phrase_length(words, i, _POST_NEGATION) and not partial:
                 for mention in reversed(negatable):  # in text order: walk back to the clause start only
                     if mention.first >= i:
                         continue
                     if mention.first < clause_start:
                         break
                     mention.negated = True
-            if phrase_length(tokens, i, _PRE_NEGATION) and not phrase_length(tokens, i, _NOT_A_PRE_NEGATION):
+            if phrase_length(words, i, _PRE_NEGATION) and not phrase_length(words, i, _NOT_A_PRE_NEGATION):
                 scope_open = True
         if scope_open and i in starting_at:
             starting_at[i].negated = True

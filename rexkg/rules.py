@@ -14,24 +14,23 @@ gives `modify`, `located_at` and `suggestive_of` relations. This module runs the
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+from collections.abc import Iterator
 
-from rexkg.attachment import break_counts, located_at, modify_target, suggestive_pairs
-from rexkg.mentions import Mention, find_mentions, sentence_spans, tokenize
+from rexkg.attachment import located_at, modify_target, sentence_gaps, suggestive_pairs
+from rexkg.mentions import find_mentions, sentence_spans, tokenize
 from rexkg.negation import apply_negation
 from rexkg.schema import Entity, KnowledgeGraph, Relation
 
 _TYPE = {"anatomy": "anatomy", "concept": "concept", "size": "size", "procedure": "procedures"}
+_NEGATED_TYPE = {"disorder": "disorder_notpresent", "device": "devices_notpresent"}
+_PRESENT_TYPE = {"disorder": "disorder_present", "device": "devices_present"} | _TYPE
 
-
-def _entity(text: str, mention: Mention) -> Entity:
-    if mention.kind == "disorder":
-        kind = "disorder_notpresent" if mention.negated else "disorder_present"
-    elif mention.kind == "device":
-        kind = "devices_notpresent" if mention.negated else "devices_present"
-    else:
-        kind = _TYPE[mention.kind]
-    return Entity(text[mention.start : mention.end], kind, mention.start, mention.end)
+# A sentence graph: (start, end, type) of each entity, offsets within the sentence, and (source, target, type)
+# relation edges between entity indices. Plain tuples: entities are built once, at their place in the whole text.
+SentenceGraph = tuple[tuple[tuple[int, int, str], ...], tuple[tuple[int, int, str], ...]]
 
 
 def extract_rules(text: str, memoize: bool = True) -> KnowledgeGraph:
@@ -39,42 +38,71 @@ def extract_rules(text: str, memoize: bool = True) -> KnowledgeGraph:
     graph. `memoize=False` bypasses the sentence memo (benchmarks of the extractor itself)."""
     if not isinstance(text, str) or not text:
         return KnowledgeGraph()
+    with _collector_paused():
+        return _extract(text, memoize)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a graph is built. Entities and relations are named tuples, which the
+    collector tracks for life (it untracks exact tuples only), so a long text's graph triggers full collections that
+    walk the whole heap: in a process holding a model, 0.2 s each, a third of the time of a 1 MB text. The graph has
+    no reference cycles, so pausing frees nothing later than it would have been; a reward drops its graphs once they
+    are scored, before any later collection sees them. The collector's state is restored on exit (the remedy of
+    Mercurial's `util.nogc`)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _extract(text: str, memoize: bool) -> KnowledgeGraph:
     entities, relations = [], []
+    new = tuple.__new__
     for start, end in sentence_spans(text):
         sentence = text[start:end]
         graph_of = _cached_sentence_graph if memoize and len(sentence) <= _MAX_CACHED_SENTENCE else _sentence_graph
-        sentence_entities, edges = graph_of(sentence)
-        if not sentence_entities:
+        spans, edges = graph_of(sentence)
+        if not spans:
             continue
-        shifted = [Entity(e.text, e.type, e.start + start, e.end + start) for e in sentence_entities]
-        entities += shifted
-        relations += [Relation(shifted[i], shifted[j], kind) for i, j, kind in edges]
+        # tuple.__new__: a named tuple's own __new__ is a Python frame, and this runs once per entity and relation
+        placed = [new(Entity, (text[a:b], kind, a, b)) for a, b, kind in _shifted(spans, start)]
+        entities += placed
+        relations += [new(Relation, (placed[i], placed[j], kind)) for i, j, kind in edges]
     return KnowledgeGraph(entities, relations)
 
 
-def _sentence_graph(sentence: str) -> tuple[tuple[Entity, ...], tuple[tuple[int, int, str], ...]]:
-    """Entities (offsets within `sentence`) and relation edges (entity index pairs) of one sentence."""
-    tokens = tokenize(sentence, 0, len(sentence))
-    if not tokens:
+def _shifted(spans: tuple[tuple[int, int, str], ...], offset: int) -> list[tuple[int, int, str]]:
+    return [(a + offset, b + offset, kind) for a, b, kind in spans] if offset else list(spans)
+
+
+def _sentence_graph(sentence: str) -> SentenceGraph:
+    """Entity spans and relation edges of one sentence."""
+    words, spans = tokenize(sentence)
+    if not words:
         return (), ()
-    mentions = find_mentions(sentence, tokens, 0, len(sentence))
+    mentions = find_mentions(sentence, words, spans)
     if not mentions:
         return (), ()
-    apply_negation(tokens, mentions)
+    apply_negation(words, mentions)
+    entities = tuple([(m.start, m.end, (_NEGATED_TYPE if m.negated else _PRESENT_TYPE)[m.kind]) for m in mentions])
     if len(mentions) == 1:  # no relation without a second entity
-        return (_entity(sentence, mentions[0]),), ()
-    breaks = break_counts(tokens)
+        return entities, ()
+    gaps = sentence_gaps(words, mentions)
     edges = []
     for i, mention in enumerate(mentions):
         if mention.kind in ("concept", "size"):
-            target = modify_target(i, mentions, tokens, breaks)
+            target = modify_target(i, mentions, words, gaps)
             if target is not None and target != i:
                 edges.append((i, target, "modify"))
         elif mention.kind in ("disorder", "device"):
-            edges += [(i, j, "located_at") for j in located_at(i, mentions, tokens, breaks)]
-    edges += [(i, j, "suggestive_of") for i, j in suggestive_pairs(mentions, tokens)]
+            edges += [(i, j, "located_at") for j in located_at(i, mentions, words, gaps)]
+    edges += [(i, j, "suggestive_of") for i, j in suggestive_pairs(mentions, words)]
     # dict.fromkeys: drop repeated edges of this sentence, keep their order
-    return tuple(_entity(sentence, m) for m in mentions), tuple(dict.fromkeys(edges))
+    return entities, tuple(dict.fromkeys(edges))
 
 
 # Radiology reasoning is formulaic: the same sentences recur across generations, prompts and references, and a
@@ -83,6 +111,11 @@ def _sentence_graph(sentence: str) -> tuple[tuple[Entity, ...], tuple[tuple[int,
 SENTENCE_CACHE_SIZE = 1 << 16
 _MAX_CACHED_SENTENCE = 2_000
 _cached_sentence_graph = functools.lru_cache(maxsize=SENTENCE_CACHE_SIZE)(_sentence_graph)
+
+
+def sentence_cache_info() -> functools._CacheInfo:
+    """Hits, misses and size of the sentence memo."""
+    return _cached_sentence_graph.cache_info()
 
 
 def clear_sentence_cache() -> None:

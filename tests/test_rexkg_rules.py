@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rexkg
+from rexkg.mentions import sentence_spans, tokenize
 from rexkg.metrics import corpus_scores
 from rexkg.rules import extract_rules
 from rexkg.schema import ENTITY_TYPES, RELATION_TYPES, Entity, KnowledgeGraph, Relation
@@ -255,3 +258,41 @@ def test_evaluate_command_scores_labelled_data_and_rejects_bad_files(tmp_path, c
     bad.write_text("S: No effusion.\nE: effusion|disorder_absent\nR: ?\n")
     assert main(["evaluate", "--gold", str(bad)]) == 2
     assert f"{bad}: line 2: entity 'effusion|disorder_absent'" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("Ab1 .,;:\n<>/thinkanswer\u212a\u0130\u00e9")), max_size=60) | st.text())
+def test_tokens_are_the_lowercased_words_at_their_spans(text):
+    # Lowercasing the whole text at once is only safe for ASCII: the Kelvin sign lowercases to an ASCII "k".
+    words, spans = tokenize(text)
+    assert [m.span() for m in re.finditer(r"[A-Za-z][A-Za-z'\-]*|\d+(?:\.\d+)?|[,()]", text)] == spans
+    assert words == [text[start:end].lower() for start, end in spans]
+
+
+# The readable definition of a sentence break; `rexkg.mentions` compiles an equivalent that scans 5x faster.
+_READABLE_SENTENCE_BREAK = re.compile(r"</?\s*(?:think|answer)\s*>|[!?;:\n\r]|\.(?!\d)|(?<!\d)\.")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("1.2 a.b.5<think></answer> ;:!?\n")), max_size=80))
+def test_sentence_breaks_follow_their_readable_definition(text):
+    expected, start = [], 0
+    for match in _READABLE_SENTENCE_BREAK.finditer(text):
+        if match.start() > start:
+            expected.append((start, match.start()))
+        start = match.end()
+    if start < len(text):
+        expected.append((start, len(text)))
+    assert sentence_spans(text) == expected
+
+
+def test_extraction_restores_the_garbage_collector_state():
+    try:
+        gc.disable()
+        extract_rules("Small left pleural effusion.")
+        assert not gc.isenabled()
+        gc.enable()
+        extract_rules("Small left pleural effusion.")
+        assert gc.isenabled()
+    finally:
+        gc.enable()
