@@ -51,6 +51,7 @@ def test_original_and_strict_metrics(response, answers, original, strict):
 def test_summary_per_type_and_errors():
     rows = [
         {
+            "generated_text": "<think>Small effusion.</think><answer>yes</answer>",
             "is_correct": True,
             "is_correct_strict": True,
             "semantic_type": "a",
@@ -58,6 +59,7 @@ def test_summary_per_type_and_errors():
             "answer_type": "x",
         },
         {
+            "generated_text": "yes",
             "is_correct": True,
             "is_correct_strict": False,
             "semantic_type": "b",
@@ -74,7 +76,7 @@ def test_summary_per_type_and_errors():
         },
     ]
     summary = summarize(rows)
-    assert summary["overall"] == {"num_samples": 2, "accuracy": 1.0, "accuracy_strict": 0.5}
+    assert summary["overall"] == {"num_samples": 2, "accuracy": 1.0, "accuracy_strict": 0.5, "format": 0.5}
     assert summary["num_errors"] == 1
     assert summary["semantic_type"]["b"]["num_samples"] == 1
 

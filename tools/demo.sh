@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline on the embedded default (tiny native Phi-4-MM + synthetic data), CPU only:
+# `make demo`: the whole pipeline on a tiny native Phi-4-MM and synthetic data, CPU only:
 #   model + data -> SFT warm-up -> score the pool with our evaluation -> sample hard examples -> evaluate (before)
 #   -> GRPO (accuracy + KG rewards, vision LoRA only, through train.sh) -> evaluate (after) -> token probabilities
 #   -> KG metrics -> reward curves -> summary.
-# Knobs: OUT, MODEL_PATH, DATA_ROOT, SFT_EPOCHS, GRPO_STEPS, HARD_SET_SIZE, MAX_NEW_TOKENS. DRY_RUN is not offered:
-# every stage is quick, and train.sh / evaluate.sh have their own.
+# The tiny model and the synthetic data are built fresh in $OUT on every run (a few seconds), so no run reads a
+# stale model or dataset; MODEL_PATH / DATA_ROOT point the demo at existing ones instead.
+# Knobs: OUT, SEED, MODEL_PATH, DATA_ROOT, POOL_SIZE, TEST_SIZE, SFT_EPOCHS, SFT_LR, GRPO_STEPS, GRPO_LR,
+# HARD_SET_SIZE, MAX_NEW_TOKENS, LEARNING_ONLY (1: stop after the evaluation after GRPO, as bench/learning_bench.py
+# does). DRY_RUN is not offered: every stage is quick, and train.sh / evaluate.sh have their own.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
 SWIFT="${SWIFT:-$ROOT/.venv/bin/swift}"
-MODEL_PATH="${MODEL_PATH:-$ROOT/checkpoints/tiny-phi4mm}"
-DATA_ROOT="${DATA_ROOT:-$ROOT/data/MIMIC-VQA-CoT}"
 OUT="${OUT:-$ROOT/demo_out}"
-SFT_EPOCHS="${SFT_EPOCHS:-6}"
-GRPO_STEPS="${GRPO_STEPS:-40}"
+SEED="${SEED:-0}"
+MODEL_PATH="${MODEL_PATH:-}"
+DATA_ROOT="${DATA_ROOT:-}"
+POOL_SIZE="${POOL_SIZE:-600}"
+TEST_SIZE="${TEST_SIZE:-64}"
+SFT_EPOCHS="${SFT_EPOCHS:-10}"
+SFT_LR="${SFT_LR:-3e-3}"
+GRPO_STEPS="${GRPO_STEPS:-60}"
+GRPO_LR="${GRPO_LR:-3e-4}"
 HARD_SET_SIZE="${HARD_SET_SIZE:-96}"
-MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-192}"
+MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-64}"
+LEARNING_ONLY="${LEARNING_ONLY:-0}"
 export DYNAMIC_HD="${DYNAMIC_HD:-4}"   # image crops for SFT, GRPO and evaluation alike (train.sh and evaluate.py read it)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false CUDA_VISIBLE_DEVICES=""
-POOL="$DATA_ROOT/annotations/eval/valid_all_vqa.json"
 EVAL=(--max_new_tokens "$MAX_NEW_TOKENS" --batch_size 16 --torch_dtype float32)
 start=$(date +%s)
 
@@ -26,18 +34,26 @@ step() { printf '\n== [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 run() { printf '+'; printf ' %q' "$@"; printf '\n'; "$@"; }
 cd "$ROOT"
 
-step "1. tiny model and synthetic data (built if absent)"
-[ -f "$MODEL_PATH/model.safetensors" ] || run "$PY" tools/make_tiny_model.py --output "$MODEL_PATH"
-[ -f "$POOL" ] || run "$PY" tools/make_demo_data.py --root "$DATA_ROOT"
-run "$PY" tools/validate_data.py "$DATA_ROOT"/annotations/eval/*.json --img_root "$DATA_ROOT/images" --pool
+step "1. tiny model and synthetic data (seed $SEED)"
 rm -rf "$OUT"
 mkdir -p "$OUT"
+if [ -z "$MODEL_PATH" ]; then
+  MODEL_PATH="$OUT/tiny-phi4mm"
+  run "$PY" tools/make_tiny_model.py --output "$MODEL_PATH" --seed "$SEED"
+fi
+if [ -z "$DATA_ROOT" ]; then
+  DATA_ROOT="$OUT/synthetic-data"
+  run "$PY" tools/make_demo_data.py --root "$DATA_ROOT" --seed "$SEED" --pool-size "$POOL_SIZE" --test-size "$TEST_SIZE"
+fi
+POOL="$DATA_ROOT/annotations/eval/valid_all_vqa.json"
+run "$PY" tools/validate_data.py "$DATA_ROOT"/annotations/eval/*.json --img_root "$DATA_ROOT/images" --pool
 
 step "2. SFT warm-up on the pool's explanations, so the model writes <think>…</think><answer>…</answer>"
 run "$PY" tools/convert_to_grpo.py --sft --annotations "$POOL" --img_root "$DATA_ROOT/images" --output "$OUT/sft.jsonl"
 run "$SWIFT" sft --model "$MODEL_PATH" --model_type phi4_mm_native --external_plugins "$ROOT/plugin.py" \
   --dataset "$OUT/sft.jsonl" --tuner_type full --freeze_vit false --torch_dtype float32 \
-  --num_train_epochs "$SFT_EPOCHS" --learning_rate 3e-3 --warmup_ratio 0.05 --per_device_train_batch_size 8 \
+  --num_train_epochs "$SFT_EPOCHS" --learning_rate "$SFT_LR" --warmup_ratio 0.05 --seed "$SEED" \
+  --per_device_train_batch_size 8 \
   --max_length 1024 --gradient_checkpointing false --save_strategy epoch --save_total_limit 1 --logging_steps 10 --output_dir "$OUT/sft" \
   --add_version false --check_model false --dataset_num_proc 1 --dataloader_num_workers 0 --report_to none \
   > "$OUT/sft.log" 2>&1 || { tail -n 40 "$OUT/sft.log"; exit 1; }
@@ -59,8 +75,9 @@ run "$PY" evaluate.py --model_path "$SFT_MODEL" --data_root "$DATA_ROOT" --outpu
 
 step "5. GRPO through train.sh: external_r1v_acc + external_kg_jac, FREEZE_NON_VISION_PARAMS=1 (demo-sized knobs)"
 MODEL_PATH="$SFT_MODEL" DATASET="$OUT/data/annotations/hard_uniform/$HARD_SET_SIZE.jsonl" OUTPUT_DIR="$OUT/grpo" \
-  LOG_DIR="$OUT/logs" MAX_STEPS="$GRPO_STEPS" LR=1e-3 BETA=0.04 NUM_GENERATIONS=4 PER_DEVICE_BATCH=8 \
-  MAX_COMPLETION_LENGTH=160 TEMPERATURE=1.0 DYNAMIC_SAMPLE=false SAVE_STEPS="$GRPO_STEPS" WARMUP_RATIO=0 \
+  LOG_DIR="$OUT/logs" MAX_STEPS="$GRPO_STEPS" LR="$GRPO_LR" BETA=0.04 NUM_GENERATIONS=4 PER_DEVICE_BATCH=16 \
+  MAX_COMPLETION_LENGTH="$MAX_NEW_TOKENS" TEMPERATURE=1.0 DYNAMIC_SAMPLE=false SAVE_STEPS="$GRPO_STEPS" WARMUP_RATIO=0 \
+  SEED="$SEED" \
   DATALOADER_WORKERS=0 DATASET_NUM_PROC=1 run bash "$ROOT/train.sh" > "$OUT/grpo.log" 2>&1 \
   || { tail -n 40 "$OUT/grpo.log"; exit 1; }
 grep -E "^\+ |FREEZE_NON_VISION_PARAMS:" "$OUT/grpo.log" | cut -c1-240
@@ -69,6 +86,12 @@ GRPO_MODEL="$OUT/grpo/checkpoint-$GRPO_STEPS"
 step "6. evaluation after GRPO"
 run "$PY" evaluate.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" --output_dir "$OUT/eval_after" "${EVAL[@]}" \
   > "$OUT/eval_after.log" 2>&1 || { tail -n 40 "$OUT/eval_after.log"; exit 1; }
+
+if [ "$LEARNING_ONLY" = 1 ]; then
+  step "done in $(( $(date +%s) - start )) s (LEARNING_ONLY=1)"
+  "$PY" tools/demo_summary.py "$OUT" --data_root "$DATA_ROOT"
+  exit 0
+fi
 
 step "7. token probabilities (test_basic) and KG metrics"
 run "$PY" evaluate_token_prob.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" --splits test_basic \
@@ -82,4 +105,4 @@ step "8. reward curves"
 run "$PY" tools/plot_training.py "$OUT/grpo"
 
 step "done in $(( $(date +%s) - start )) s"
-"$PY" tools/demo_summary.py "$OUT"
+"$PY" tools/demo_summary.py "$OUT" --data_root "$DATA_ROOT"

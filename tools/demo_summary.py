@@ -1,66 +1,120 @@
-"""The closing summary of `make demo`: accuracy before and after GRPO per split, KG agreement before and after, the
-reward curves, and where every output is.
+"""The closing summary of `make demo`: what the SFT warm-up reached (format, accuracy on the questions the image
+decides against the image-blind majority answer), what GRPO moved (training reward, strict accuracy) against the noise
+of one evaluation, KG agreement, and where every output is.
 
-    python tools/demo_summary.py demo_out
+    python tools/demo_summary.py demo_out [--data_root demo_out/synthetic-data]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.training_logs import read_training_log, reward_means, step_metrics  # noqa: E402
+from utils.data.synthetic_cxr import decided_by_image  # noqa: E402
+from utils.evaluation.learning import binomial_se, majority_answers, split_scores  # noqa: E402
+from utils.training_logs import read_training_log, step_metrics  # noqa: E402
 
 SPLITS = ("test_basic", "test_compare", "test_region")
+FORMAT_TARGET = 0.9
 
 
-def _load(path: Path) -> dict | None:
+def _load(path: Path) -> dict | list | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def summary_lines(out: Path) -> list[str]:
-    """The lines printed (see the module docstring); a missing file shows as '-'."""
-    lines = ["", "== demo summary (tiny random-init model, synthetic data: a plumbing check, not a result)", ""]
-    lines.append(f"{'split':14s} {'accuracy before':>16s} {'after':>7s} {'strict before':>14s} {'after':>7s}")
-    moved = []
-    for split in SPLITS:
-        before = _load(out / "eval_before" / split / "summary.json")
-        after = _load(out / "eval_after" / split / "summary.json")
-        if not before or not after:
-            lines.append(f"{split:14s} {'-':>16s}")
-            continue
-        b, a = before["overall"], after["overall"]
+def _rows(out: Path, stage: str) -> list[dict] | None:
+    splits = [_load(out / f"eval_{stage}" / split / "results.json") for split in SPLITS]
+    return None if any(s is None for s in splits) else [row for s in splits for row in s["results"]]
+
+
+def reward_curve(logging_file: Path, key: str = "rewards/R1VAccuracy/mean") -> tuple[float, float, int] | None:
+    """Mean of the first and of the last quarter of the logged steps of one reward, and the number of steps."""
+    if not logging_file.is_file():
+        return None
+    values = [value for _, value in step_metrics(read_training_log(logging_file)).get(key, [])]
+    if not values:
+        return None
+    quarter = max(1, len(values) // 4)
+    return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter, len(values)
+
+
+def learning_outcome(out: Path, data_root: Path) -> dict | None:
+    """Scores of the SFT model (`before`) and the GRPO model (`after`) on the pooled test splits, the training
+    reward curve, and the noise of one evaluation; None until both evaluations exist."""
+    before, after = _rows(out, "before"), _rows(out, "after")
+    pool = _load(data_root / "annotations" / "eval" / "valid_all_vqa.json")
+    if before is None or after is None or pool is None:
+        return None
+    majority = majority_answers(pool)
+    scores = {
+        stage: split_scores(rows, majority, decided_by_image) for stage, rows in (("before", before), ("after", after))
+    }
+    return {
+        **scores,
+        "per_split": {
+            split: {
+                stage: split_scores(
+                    _load(out / f"eval_{stage}" / split / "results.json")["results"], majority, decided_by_image
+                )
+                for stage in ("before", "after")
+            }
+            for split in SPLITS
+        },
+        "strict_change": scores["after"]["strict"] - scores["before"]["strict"],
+        "evaluation_se": binomial_se(scores["before"]["strict"], scores["before"]["n"]),
+        "reward_curve": reward_curve(out / "grpo" / "logging.jsonl"),
+    }
+
+
+def summary_lines(out: Path, data_root: Path) -> list[str]:
+    """The lines printed (see the module docstring)."""
+    lines = ["", "== demo summary (tiny model trained from scratch on synthetic studies, CPU)", ""]
+    outcome = learning_outcome(out, data_root)
+    if outcome is None:
+        return lines + ["evaluations missing: no learning figures"]
+    lines.append(f"{'split':14s} {'n':>4s} {'format SFT -> GRPO':>19s} {'strict SFT -> GRPO':>19s}")
+    for split, stages in outcome["per_split"].items():
+        b, a = stages["before"], stages["after"]
         lines.append(
-            f"{split:14s} {b['accuracy']:16.3f} {a['accuracy']:7.3f} {b['accuracy_strict']:14.3f} "
-            f"{a['accuracy_strict']:7.3f}"
+            f"{split:14s} {b['n']:4d} {b['format']:10.3f} -> {a['format']:.3f} "
+            f"{b['strict']:10.3f} -> {a['strict']:.3f}"
         )
-        moved.append((a["accuracy_strict"] - b["accuracy_strict"], a["num_samples"]))
-    if moved:
-        mean = sum(change for change, _ in moved) / len(moved)
-        one_sample = 1 / min(n for _, n in moved)
-        verdict = "moved" if abs(mean) > one_sample else "did not move beyond one sample's worth"
+    before, after = outcome["before"], outcome["after"]
+    reached = "reached" if before["format"] >= FORMAT_TARGET else "NOT reached"
+    beats = "beats" if before["decided_strict"] > before["decided_majority"] else "does NOT beat"
+    lines += [
+        "",
+        f"SFT warm-up: format {before['format']:.3f} on the test splits ({reached}; target >= {FORMAT_TARGET}); "
+        f"on the {before['n_decided']} questions the image decides, strict accuracy {before['decided_strict']:.3f} "
+        f"{beats} the image-blind majority answer ({before['decided_majority']:.3f}).",
+    ]
+    curve = outcome["reward_curve"]
+    if curve:
         lines.append(
-            f"strict accuracy {verdict}: mean change {mean:+.3f} over {len(moved)} splits "
-            f"(one sample = {one_sample:.3f})"
+            f"GRPO training accuracy reward, mean of the first vs last quarter of {curve[2]} steps: "
+            f"{curve[0]:.3f} -> {curve[1]:.3f} ({curve[1] - curve[0]:+.3f})."
         )
+    change, noise = outcome["strict_change"], outcome["evaluation_se"]
+    verdict = (
+        f"moved by more than twice the noise of one evaluation ({noise:.3f})"
+        if abs(change) > 2 * noise
+        else f"did NOT move beyond the noise of one evaluation (2 x {noise:.3f})"
+    )
+    lines.append(
+        f"GRPO strict accuracy on all {before['n']} test questions: {before['strict']:.3f} -> {after['strict']:.3f} "
+        f"({change:+.3f}): {verdict}. Image-decided questions: {before['decided_strict']:.3f} -> "
+        f"{after['decided_strict']:.3f}. Seed-to-seed spread: bench/learning_bench.py (figures in the README)."
+    )
     kg = {when: _load(out / f"kg_{when}" / "kg_metric.json") for when in ("before", "after")}
     if all(kg.values()):
         lines.append(
             "KG agreement of the reasoning with the references (test_basic, micro F1): entities "
             f"{kg['before']['entity_micro_f1']:.3f} -> {kg['after']['entity_micro_f1']:.3f}, relations "
             f"{kg['before']['relation_micro_f1']:.3f} -> {kg['after']['relation_micro_f1']:.3f}"
-        )
-    logging = out / "grpo" / "logging.jsonl"
-    series = step_metrics(read_training_log(logging)) if logging.is_file() else {}
-    if series.get("rewards/KGJaccard/mean"):
-        first, last = reward_means(series, 0), reward_means(series, -1)
-        lines.append(
-            f"GRPO rewards, first -> last step ({len(series['rewards/KGJaccard/mean'])} logged): accuracy "
-            f"{first.get('R1VAccuracy', float('nan')):.3f} -> {last.get('R1VAccuracy', float('nan')):.3f}, KG Jaccard "
-            f"{first['KGJaccard']:.3f} -> {last['KGJaccard']:.3f}"
         )
     lines += ["", "outputs:"]
     for label, path in (
@@ -77,11 +131,14 @@ def summary_lines(out: Path) -> list[str]:
     return lines
 
 
-def main(argv: list[str]) -> int:
-    out = Path(argv[0]) if argv else Path("demo_out")
-    print("\n".join(summary_lines(out)))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", type=Path, default=Path("demo_out"))
+    parser.add_argument("--data_root", type=Path, help="dataset the demo used (default: <out>/synthetic-data)")
+    args = parser.parse_args(argv)
+    print("\n".join(summary_lines(args.out, args.data_root or args.out / "synthetic-data")))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

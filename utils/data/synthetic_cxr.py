@@ -3,7 +3,8 @@
 Every study is a small grayscale radiograph drawn with PIL (two lung fields, a heart shadow, spine, diaphragm) plus
 the findings it carries: a focal opacity in one lung zone, a basal pleural effusion, cardiomegaly, or a line/tube.
 Questions and the `<think>…</think><answer>…</answer>` explanations are written from the same findings, in
-radiology language, so answers are grounded in pixels and the KG reward has entities and relations to compare.
+radiology language (each explanation states the findings its question turns on), so answers are grounded in pixels
+and the KG reward has entities and relations to compare.
 
 >>> study = make_study(random.Random(0))
 >>> sorted(study)[:3]
@@ -106,33 +107,50 @@ def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
 # --------------------------------------------------------------------------------------------------------------
 # Text
 # --------------------------------------------------------------------------------------------------------------
-def describe(study: dict) -> list[str]:
-    """Radiology sentences for the findings of one study.
+def describe(study: dict) -> dict[str, str]:
+    """One radiology sentence per finding of a study, by topic (opacity, effusion, heart, device, pneumothorax).
 
-    >>> describe({"opacity": None, "effusion": None, "cardiomegaly": False, "device": None})[0]
+    >>> describe({"opacity": None, "effusion": None, "cardiomegaly": False, "device": None})["opacity"]
     'The lungs are clear without focal consolidation.'
     """
-    sentences = []
+    findings = {}
     if study["opacity"] is None:
-        sentences.append("The lungs are clear without focal consolidation.")
+        findings["opacity"] = "The lungs are clear without focal consolidation."
     else:
         o = study["opacity"]
-        sentences.append(f"There is a focal opacity in the {o.side} {o.zone} lung zone, concerning for pneumonia.")
+        findings["opacity"] = f"There is a focal opacity in the {o.side} {o.zone} lung zone, concerning for pneumonia."
     if study["effusion"] is None:
-        sentences.append("There is no pleural effusion.")
+        findings["effusion"] = "There is no pleural effusion."
     else:
         e = study["effusion"]
-        sentences.append(
+        findings["effusion"] = (
             f"A {e.size} {e.side} pleural effusion is present with blunting of the {e.side} costophrenic angle."
         )
     if study["cardiomegaly"]:
-        sentences.append("The cardiac silhouette is enlarged, consistent with cardiomegaly.")
+        findings["heart"] = "The cardiac silhouette is enlarged, consistent with cardiomegaly."
     else:
-        sentences.append("The cardiomediastinal silhouette is normal in size.")
+        findings["heart"] = "The cardiomediastinal silhouette is normal in size."
     if study["device"] is not None:
-        sentences.append(f"A {study['device']} is in place.")
-    sentences.append("There is no pneumothorax.")
-    return sentences
+        article = "An" if study["device"][0] in "aeiou" else "A"
+        findings["device"] = f"{article} {study['device']} is in place."
+    findings["pneumothorax"] = "There is no pneumothorax."
+    return findings
+
+
+def _abnormal_findings(study: dict) -> str:
+    """The sentences of a study's abnormal findings, or the normal lungs and heart when there are none."""
+    findings = describe(study)
+    abnormal = [
+        findings[topic]
+        for topic, present in (
+            ("opacity", study["opacity"] is not None),
+            ("effusion", study["effusion"] is not None),
+            ("heart", study["cardiomegaly"]),
+            ("device", study["device"] is not None),
+        )
+        if present
+    ]
+    return " ".join(abnormal) if abnormal else f"{findings['opacity']} {findings['heart']}"
 
 
 def abnormalities(study: dict) -> list[str]:
@@ -149,6 +167,19 @@ def abnormalities(study: dict) -> list[str]:
     return names
 
 
+# Questions the synthetic images cannot answer: sex and projection are not drawn, and no study has a pneumothorax.
+_IMAGE_BLIND = ("Is this patient male or female?", "What is the view of this image", "Is there any evidence of pneumo")
+
+
+def decided_by_image(question: str) -> bool:
+    """Whether the pixels of a synthetic study decide the answer (what a model must read the image for).
+
+    >>> decided_by_image("Is the cardiac silhouette enlarged?"), decided_by_image("Is this patient male or female?")
+    (True, False)
+    """
+    return not question.startswith(_IMAGE_BLIND)
+
+
 def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -159,10 +190,11 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
     if kind == "presence":
         target = rng.choice(("pleural effusion", "lung opacity", "pneumothorax"))
         present = target in abnormalities(study)
+        topic = {"pleural effusion": "effusion", "lung opacity": "opacity", "pneumothorax": "pneumothorax"}[target]
         return (
             f"Is there any evidence of {target} in this image?",
             [_yes_no(present)],
-            f"Therefore {target} is {'present' if present else 'absent'}.",
+            f"{describe(study)[topic]} Therefore {target} is {'present' if present else 'absent'}.",
             "presence",
             "verify",
             "closed",
@@ -172,7 +204,7 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
         return (
             "Are there any abnormalities in this chest x-ray?",
             [_yes_no(bool(found))],
-            "Therefore the study is abnormal." if found else "Therefore the study is normal.",
+            f"{_abnormal_findings(study)} Therefore the study is {'abnormal' if found else 'normal'}.",
             "abnormality",
             "verify",
             "closed",
@@ -182,7 +214,7 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
         return (
             "List all abnormalities seen in this image.",
             found,
-            "These findings are the abnormalities.",
+            f"{_abnormal_findings(study)} These findings are the abnormalities.",
             "abnormality",
             "query",
             "open",
@@ -191,7 +223,7 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
         return (
             "Is the cardiac silhouette enlarged?",
             [_yes_no(study["cardiomegaly"])],
-            "The heart size answers the question.",
+            f"{describe(study)['heart']} The heart size answers the question.",
             "size",
             "verify",
             "closed",
@@ -200,7 +232,7 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
         return (
             "Which line or tube is visible in this image?",
             [study["device"]],
-            "The device is identified by its course.",
+            f"{describe(study)['device']} The device is identified by its course.",
             "attribute",
             "query",
             "open",
@@ -231,7 +263,7 @@ def region_question(study: dict, rng: random.Random) -> tuple[str, list[str], st
         return (
             "Where is the focal opacity located?",
             [f"{o.side} {o.zone} lung zone"],
-            f"The opacity projects over the {o.side} {o.zone} lung zone.",
+            f"{describe(study)['opacity']} The opacity projects over the {o.side} {o.zone} lung zone.",
             "anatomy",
             "query",
             "open",
@@ -241,7 +273,7 @@ def region_question(study: dict, rng: random.Random) -> tuple[str, list[str], st
         return (
             "Which side is the pleural effusion on, left or right?",
             [e.side],
-            f"The effusion is on the {e.side}.",
+            f"{describe(study)['effusion']} The effusion is on the {e.side}.",
             "anatomy",
             "choose",
             "closed",
@@ -252,7 +284,8 @@ def region_question(study: dict, rng: random.Random) -> tuple[str, list[str], st
     return (
         f"Is there any abnormality in the {side} {zone} lung zone?",
         [_yes_no(present)],
-        f"Therefore the {side} {zone} lung zone is {'abnormal' if present else 'normal'}.",
+        f"{describe(study)['opacity']} Therefore the {side} {zone} lung zone is "
+        f"{'abnormal' if present else 'normal'}.",
         "abnormality",
         "verify",
         "closed",
@@ -286,9 +319,11 @@ def compare_question(prior: dict, current: dict, rng: random.Random) -> tuple[st
     )
 
 
-def explanation(study: dict, reasoning: str, answers: list[str]) -> str:
-    """The chain-of-thought target: findings, then the step that answers, then the answer span."""
-    return f"<think>{' '.join(describe(study))} {reasoning}</think><answer>{', '.join(answers)}</answer>"
+def explanation(reasoning: str, answers: list[str]) -> str:
+    """The chain-of-thought target: the findings the question turns on and the step that answers (the question's
+    `reasoning`), then the answer span. Focused, as a radiologist answers one question, and short enough that a tiny
+    model can learn the whole format from a few hundred examples."""
+    return f"<think>{reasoning}</think><answer>{', '.join(answers)}</answer>"
 
 
 def split_items(split: str, count: int, rng: random.Random) -> list[tuple[list[dict], tuple]]:
@@ -329,7 +364,7 @@ def build_annotations(split: str, count: int, rng: random.Random) -> tuple[list[
                 "image_ids": stems,
                 "question": text,
                 "answer": answers,
-                "explanation": explanation(study_list[-1], reasoning, answers),
+                "explanation": explanation(reasoning, answers),
                 "semantic_type": semantic_type,
                 "question_type": question_type,
                 "answer_type": answer_type,

@@ -28,6 +28,7 @@ from pathlib import Path
 from utils.data.annotations import TYPE_FIELDS, image_path, reference_answers
 from utils.io import InputError, atomic_save_figure
 from utils.scoring.answers import answer_items, answer_span
+from utils.scoring.rewards import think_answer_format
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,9 @@ def read_parts(folder: str | os.PathLike) -> dict[int, dict]:
 
 
 def summarize(results: Sequence[dict]) -> dict:
-    """Accuracy overall and per semantic_type / question_type / answer_type, original and strict metrics, over the
-    samples without errors; error count alongside."""
+    """Accuracy overall and per semantic_type / question_type / answer_type, original and strict metrics, and the
+    share of outputs in the `<think>…</think><answer>…</answer>` format, over the samples without errors; error count
+    alongside."""
     scored = [r for r in results if not r.get("error")]
 
     def block(rows: Sequence[dict]) -> dict:
@@ -161,6 +163,8 @@ def summarize(results: Sequence[dict]) -> dict:
             "num_samples": n,
             "accuracy": sum(r["is_correct"] for r in rows) / n if n else 0.0,
             "accuracy_strict": sum(r["is_correct_strict"] for r in rows) / n if n else 0.0,
+            # the share of outputs in the trained format, what `external_format` rewards
+            "format": sum(think_answer_format(r.get("generated_text", "")) for r in rows) / n if n else 0.0,
         }
 
     summary = {"overall": block(scored), "num_errors": len(results) - len(scored)}
@@ -188,10 +192,13 @@ def final_results(results: Sequence[dict], summary: dict, meta: dict) -> dict:
 
 def format_summary(summary: dict, title: str) -> str:
     """A plain-text table of the summary (what the scripts print)."""
-    lines = [f"{title}", f"{'group':40s} {'n':>6s} {'accuracy':>9s} {'strict':>8s}"]
+    lines = [f"{title}", f"{'group':40s} {'n':>6s} {'accuracy':>9s} {'strict':>8s} {'format':>7s}"]
 
     def line(name: str, block: dict) -> str:
-        return f"{name:40s} {block['num_samples']:6d} {block['accuracy']:9.3f} {block['accuracy_strict']:8.3f}"
+        return (
+            f"{name:40s} {block['num_samples']:6d} {block['accuracy']:9.3f} {block['accuracy_strict']:8.3f} "
+            f"{block['format']:7.3f}"
+        )
 
     lines.append(line("overall", summary["overall"]))
     for field in TYPE_FIELDS:

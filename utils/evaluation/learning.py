@@ -1,0 +1,62 @@
+"""What a training run changed, from evaluation results: format, strict accuracy, accuracy on the questions the image
+decides, and the image-blind baseline (the pool's most frequent answer to each question). `tools/demo_summary.py`
+prints it for one run and `bench/learning_bench.py` over seeds.
+
+>>> rows = [{"question": "Q?", "answer": ["yes"], "generated_text": "<think>a</think><answer>yes</answer>",
+...          "is_correct_strict": True}]
+>>> split_scores(rows, {"Q?": "no"}, lambda q: True)
+{'n': 1, 'format': 1.0, 'strict': 1.0, 'n_decided': 1, 'decided_strict': 1.0, 'decided_majority': 0.0}
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+
+from utils.scoring.rewards import think_answer_format
+
+
+def majority_answers(pool: Sequence[dict]) -> dict[str, str]:
+    """The most frequent reference answer to each question text of a pool (ties: the first seen)."""
+    answers: dict[str, Counter] = defaultdict(Counter)
+    for row in pool:
+        answers[row["question"]][", ".join(row["answer"])] += 1
+    return {question: counts.most_common(1)[0][0] for question, counts in answers.items()}
+
+
+def split_scores(rows: Sequence[dict], majority: dict[str, str], decided: Callable[[str], bool]) -> dict:
+    """Format share, strict accuracy, and on the image-decided questions strict accuracy and the majority baseline's
+    accuracy (the answer a model that ignores the image would give)."""
+    decided_rows = [r for r in rows if decided(r["question"])]
+
+    def share(values: list[bool | float]) -> float:
+        return sum(values) / len(values) if values else 0.0
+
+    return {
+        "n": len(rows),
+        "format": share([think_answer_format(r.get("generated_text", "")) for r in rows]),
+        "strict": share([bool(r["is_correct_strict"]) for r in rows]),
+        "n_decided": len(decided_rows),
+        "decided_strict": share([bool(r["is_correct_strict"]) for r in decided_rows]),
+        "decided_majority": share([majority.get(r["question"]) == ", ".join(r["answer"]) for r in decided_rows]),
+    }
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of an accuracy `p` measured on `n` samples (the noise of one evaluation).
+
+    >>> round(binomial_se(0.5, 100), 3)
+    0.05
+    """
+    return math.sqrt(p * (1 - p) / n) if n else float("nan")
+
+
+def spread(values: Sequence[float]) -> float:
+    """Seed-to-seed spread: the sample standard deviation (0 for fewer than two values).
+
+    >>> round(spread([0.5, 0.7]), 3)
+    0.141
+    """
+    return statistics.stdev(values) if len(values) > 1 else 0.0
