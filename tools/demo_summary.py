@@ -15,65 +15,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.data.synthetic_cxr import decided_by_image  # noqa: E402
-from utils.evaluation.learning import binomial_se, majority_answers, split_scores  # noqa: E402
-from utils.training_logs import read_training_log, step_metrics  # noqa: E402
+from utils.evaluation.learning import learning_outcome  # noqa: E402
 
-SPLITS = ("test_basic", "test_compare", "test_region")
 FORMAT_TARGET = 0.9
 
 
-def _load(path: Path) -> dict | list | None:
+def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _rows(out: Path, stage: str) -> list[dict] | None:
-    splits = [_load(out / f"eval_{stage}" / split / "results.json") for split in SPLITS]
-    return None if any(s is None for s in splits) else [row for s in splits for row in s["results"]]
-
-
-def reward_curve(logging_file: Path, key: str = "rewards/R1VAccuracy/mean") -> tuple[float, float, int] | None:
-    """Mean of the first and of the last quarter of the logged steps of one reward, and the number of steps."""
-    if not logging_file.is_file():
-        return None
-    values = [value for _, value in step_metrics(read_training_log(logging_file)).get(key, [])]
-    if not values:
-        return None
-    quarter = max(1, len(values) // 4)
-    return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter, len(values)
-
-
-def learning_outcome(out: Path, data_root: Path) -> dict | None:
-    """Scores of the SFT model (`before`) and the GRPO model (`after`) on the pooled test splits, the training
-    reward curve, and the noise of one evaluation; None until both evaluations exist."""
-    before, after = _rows(out, "before"), _rows(out, "after")
-    pool = _load(data_root / "annotations" / "eval" / "valid_all_vqa.json")
-    if before is None or after is None or pool is None:
-        return None
-    majority = majority_answers(pool)
-    scores = {
-        stage: split_scores(rows, majority, decided_by_image) for stage, rows in (("before", before), ("after", after))
-    }
-    return {
-        **scores,
-        "per_split": {
-            split: {
-                stage: split_scores(
-                    _load(out / f"eval_{stage}" / split / "results.json")["results"], majority, decided_by_image
-                )
-                for stage in ("before", "after")
-            }
-            for split in SPLITS
-        },
-        "strict_change": scores["after"]["strict"] - scores["before"]["strict"],
-        "evaluation_se": binomial_se(scores["before"]["strict"], scores["before"]["n"]),
-        "reward_curve": reward_curve(out / "grpo" / "logging.jsonl"),
-    }
 
 
 def summary_lines(out: Path, data_root: Path) -> list[str]:
     """The lines printed (see the module docstring)."""
     lines = ["", "== demo summary (tiny model trained from scratch on synthetic studies, CPU)", ""]
-    outcome = learning_outcome(out, data_root)
+    outcome = learning_outcome(out, data_root, decided_by_image)
     if outcome is None:
         return lines + ["evaluations missing: no learning figures"]
     lines.append(f"{'split':14s} {'n':>4s} {'format SFT -> GRPO':>19s} {'strict SFT -> GRPO':>19s}")

@@ -10,12 +10,17 @@ prints it for one run and `bench/learning_bench.py` over seeds.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from utils.scoring.rewards import think_answer_format
+from utils.training_logs import read_training_log, step_metrics
+
+SPLITS = ("test_basic", "test_compare", "test_region")
 
 
 def majority_answers(pool: Sequence[dict]) -> dict[str, str]:
@@ -60,3 +65,50 @@ def spread(values: Sequence[float]) -> float:
     0.141
     """
     return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _load(path: Path) -> dict | list | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _rows(out: Path, stage: str) -> list[dict] | None:
+    splits = [_load(out / f"eval_{stage}" / split / "results.json") for split in SPLITS]
+    return None if any(s is None for s in splits) else [row for s in splits for row in s["results"]]
+
+
+def reward_curve(logging_file: Path, key: str = "rewards/R1VAccuracy/mean") -> tuple[float, float, int] | None:
+    """Mean of the first and of the last quarter of the logged steps of one reward, and the number of steps."""
+    if not logging_file.is_file():
+        return None
+    values = [value for _, value in step_metrics(read_training_log(logging_file)).get(key, [])]
+    if not values:
+        return None
+    quarter = max(1, len(values) // 4)
+    return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter, len(values)
+
+
+def learning_outcome(out: Path, data_root: Path, decided: Callable[[str], bool]) -> dict | None:
+    """Scores of a demo run's SFT model (`before`, `<out>/eval_before`) and GRPO model (`after`) on the pooled test
+    splits and per split, the GRPO training reward curve, and the noise of one evaluation; None until both
+    evaluations exist. `decided(question)` says which questions the image decides."""
+    before, after = _rows(out, "before"), _rows(out, "after")
+    pool = _load(data_root / "annotations" / "eval" / "valid_all_vqa.json")
+    if before is None or after is None or pool is None:
+        return None
+    majority = majority_answers(pool)
+    scores = {stage: split_scores(rows, majority, decided) for stage, rows in (("before", before), ("after", after))}
+    return {
+        **scores,
+        "per_split": {
+            split: {
+                stage: split_scores(
+                    _load(out / f"eval_{stage}" / split / "results.json")["results"], majority, decided
+                )
+                for stage in ("before", "after")
+            }
+            for split in SPLITS
+        },
+        "strict_change": scores["after"]["strict"] - scores["before"]["strict"],
+        "evaluation_se": binomial_se(scores["before"]["strict"], scores["before"]["n"]),
+        "reward_curve": reward_curve(out / "grpo" / "logging.jsonl"),
+    }
