@@ -8,6 +8,8 @@ with the right sample and applied to the trained parameters, moves it up. Measur
 - vision LoRA only (FREEZE_NON_VISION_PARAMS=1, lr 1e-1): 0.41 -> about 0.83;
 - the same runs with the reward negated fall to 0.04; with rewards shuffled across the samples of each batch they stay
   at 0.41-0.45 (first 4 steps 0.46, last 8 steps 0.41). Step-to-step noise of the batch mean is about 0.05.
+Since the synthetic explanations became focused (a new tiny tokenizer), the vision-LoRA run starts higher: 0.58 over
+the first 4 steps and 0.72 over the last 8 of 30, short of the 0.15 margin by 0.002; it runs 45 steps and passes.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def canary_reward(swift_plugin):
 
 
 @pytest.mark.parametrize(
-    ("freeze", "learning_rate", "steps"), [("0", 1e-2, 24), ("1", 1e-1, 30)], ids=["all-parameters", "vision-lora"]
+    ("freeze", "learning_rate", "steps"), [("0", 1e-2, 24), ("1", 1e-1, 45)], ids=["all-parameters", "vision-lora"]
 )
 def test_grpo_learns_the_canary_reward(
     freeze, learning_rate, steps, tiny_model, demo_data, swift_plugin, canary_reward, tmp_path, isolated_environment
