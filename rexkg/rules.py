@@ -69,14 +69,10 @@ def _extract(text: str, memoize: bool) -> KnowledgeGraph:
         if not spans:
             continue
         # tuple.__new__: a named tuple's own __new__ is a Python frame, and this runs once per entity and relation
-        placed = [new(Entity, (text[a:b], kind, a, b)) for a, b, kind in _shifted(spans, start)]
+        placed = [new(Entity, (text[a + start : b + start], kind, a + start, b + start)) for a, b, kind in spans]
         entities += placed
         relations += [new(Relation, (placed[i], placed[j], kind)) for i, j, kind in edges]
     return KnowledgeGraph(entities, relations)
-
-
-def _shifted(spans: tuple[tuple[int, int, str], ...], offset: int) -> list[tuple[int, int, str]]:
-    return [(a + offset, b + offset, kind) for a, b, kind in spans] if offset else list(spans)
 
 
 def _sentence_graph(sentence: str) -> SentenceGraph:

@@ -8,7 +8,6 @@ of one evaluation, KG agreement, and where every output is.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -16,12 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.data.synthetic_cxr import decided_by_image  # noqa: E402
 from utils.evaluation.learning import learning_outcome  # noqa: E402
+from utils.io import read_json  # noqa: E402
 
 FORMAT_TARGET = 0.9
-
-
-def _load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def summary_lines(out: Path, data_root: Path) -> list[str]:
@@ -63,8 +59,9 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
         f"({change:+.3f}): {verdict}. Image-decided questions: {before['decided_strict']:.3f} -> "
         f"{after['decided_strict']:.3f}. Seed-to-seed spread: bench/learning_bench.py (figures in the README)."
     )
-    kg = {when: _load(out / f"kg_{when}" / "kg_metric.json") for when in ("before", "after")}
-    if all(kg.values()):
+    kg_files = {when: out / f"kg_{when}" / "kg_metric.json" for when in ("before", "after")}
+    if all(path.is_file() for path in kg_files.values()):
+        kg = {when: read_json(path) for when, path in kg_files.items()}
         lines.append(
             "KG agreement of the reasoning with the references (test_basic, micro F1): entities "
             f"{kg['before']['entity_micro_f1']:.3f} -> {kg['after']['entity_micro_f1']:.3f}, relations "

@@ -10,13 +10,13 @@ prints it for one run and `bench/learning_bench.py` over seeds.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from utils.io import read_json
 from utils.scoring.rewards import think_answer_format
 from utils.training_logs import read_training_log, step_metrics
 
@@ -67,13 +67,12 @@ def spread(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _load(path: Path) -> dict | list | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _rows(out: Path, stage: str) -> list[dict] | None:
-    splits = [_load(out / f"eval_{stage}" / split / "results.json") for split in SPLITS]
-    return None if any(s is None for s in splits) else [row for s in splits for row in s["results"]]
+def _split_rows(out: Path, stage: str) -> dict[str, list[dict]] | None:
+    """Result rows of each test split evaluated at one stage (`before`, `after`), or None while one is missing."""
+    files = {split: out / f"eval_{stage}" / split / "results.json" for split in SPLITS}
+    if not all(path.is_file() for path in files.values()):
+        return None
+    return {split: read_json(path)["results"] for split, path in files.items()}
 
 
 def reward_curve(logging_file: Path, key: str = "rewards/R1VAccuracy/mean") -> tuple[float, float, int] | None:
@@ -91,21 +90,19 @@ def learning_outcome(out: Path, data_root: Path, decided: Callable[[str], bool])
     """Scores of a demo run's SFT model (`before`, `<out>/eval_before`) and GRPO model (`after`) on the pooled test
     splits and per split, the GRPO training reward curve, and the noise of one evaluation; None until both
     evaluations exist. `decided(question)` says which questions the image decides."""
-    before, after = _rows(out, "before"), _rows(out, "after")
-    pool = _load(data_root / "annotations" / "eval" / "valid_all_vqa.json")
-    if before is None or after is None or pool is None:
+    stages = {stage: _split_rows(out, stage) for stage in ("before", "after")}
+    pool_file = data_root / "annotations" / "eval" / "valid_all_vqa.json"
+    if None in stages.values() or not pool_file.is_file():
         return None
-    majority = majority_answers(pool)
-    scores = {stage: split_scores(rows, majority, decided) for stage, rows in (("before", before), ("after", after))}
+    majority = majority_answers(read_json(pool_file))
+    scores = {
+        stage: split_scores([row for rows in splits.values() for row in rows], majority, decided)
+        for stage, splits in stages.items()
+    }
     return {
         **scores,
         "per_split": {
-            split: {
-                stage: split_scores(
-                    _load(out / f"eval_{stage}" / split / "results.json")["results"], majority, decided
-                )
-                for stage in ("before", "after")
-            }
+            split: {stage: split_scores(splits[split], majority, decided) for stage, splits in stages.items()}
             for split in SPLITS
         },
         "strict_change": scores["after"]["strict"] - scores["before"]["strict"],
