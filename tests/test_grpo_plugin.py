@@ -267,3 +267,54 @@ def test_sub_scores_cover_the_samples_the_reward_mean_covers_under_dynamic_sampl
     for row in steps:
         parts = (row["rewards/KGJaccard/entity_iou"] + row["rewards/KGJaccard/relation_iou"]) / 2
         assert row["rewards/KGJaccard/mean"] == pytest.approx(parts, abs=1e-6)
+
+
+def test_rollout_log_probs_are_conditioned_on_each_prompts_own_images(tiny_model, demo_data, swift_plugin, tmp_path):
+    """The policy's log-probs logged at rollout (one step: still the initial weights) equal a separate scoring
+    forward pass with that prompt's own images, and differ with another prompt's images: GRPO's training forward
+    sees every sample's pixels, paired with the right sample. The reward canary cannot tell, as its reward reads text
+    only."""
+    from swift import rlhf_main
+    from swift.infer_engine import InferRequest
+
+    from utils.evaluation.engine import EngineConfig, load_engine, score_tokens
+
+    rows = _read_jsonl(
+        write_grpo_rows(
+            demo_data / "annotations" / "eval" / "valid_all_vqa.json", demo_data / "images", tmp_path / "pool", 24
+        )
+    )
+    for number, row in enumerate(rows):  # pool questions repeat; a case number makes each prompt name its images
+        placeholders, question = row["messages"][0]["content"].rpartition("<image>")[::2]
+        row["messages"][0]["content"] = f"{placeholders}<image>Case {number}. {question}"
+    dataset = tmp_path / "rows.jsonl"
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = grpo_arguments(
+        tiny_model,
+        dataset,
+        tmp_path / "run",
+        [str(swift_plugin)],
+        ["external_r1v_acc"],
+        max_steps=1,
+        save_steps=1,
+        per_device_train_batch_size=16,
+        max_completion_length=32,
+        temperature=1.0,  # log-probs are of logits / temperature; the scoring pass below is at 1
+    )
+    rlhf_main(args)
+    images_of = {row["messages"][0]["content"]: row["images"] for row in rows}
+    engine = load_engine(EngineConfig(model_path=str(tiny_model), torch_dtype="float32"))
+    logged = _completion_rows(tmp_path / "run")
+    image_sensitive = 0
+    for row in logged:
+        content = row["prompt"].split("<|user|>\n", 1)[1].split("<|end|>", 1)[0]
+        own = images_of[content]
+        other = next(r["images"] for r in rows if len(r["images"]) == len(own) and r["images"] != own)
+        requests = [
+            InferRequest(messages=[{"role": "user", "content": content}], images=images) for images in (own, other)
+        ]
+        (with_own, _), (with_other, _) = score_tokens(engine, requests, [row["completion_token_ids"]] * 2)
+        assert row["token_logps"] == pytest.approx(with_own, abs=1e-4)
+        image_sensitive += any(abs(a - b) > 1e-3 for a, b in zip(with_own, with_other))
+    assert len({row["prompt"] for row in logged}) == 4
+    assert image_sensitive >= 1  # otherwise this test could not tell own images from any images

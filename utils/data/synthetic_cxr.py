@@ -1,7 +1,8 @@
 """Synthetic chest-X-ray-like studies and MIMIC-CXR-VQA-style annotations, reproducible from a seed.
 
 Every study is a small grayscale radiograph drawn with PIL (two lung fields, a heart shadow, spine, diaphragm) plus
-the findings it carries: a focal opacity in one lung zone, a basal pleural effusion, cardiomegaly, or a line/tube.
+the findings it carries: a focal opacity in one lung zone, a basal pleural effusion, cardiomegaly, a line or tube
+along its own course, breast shadows for a female patient and the scapulae over the upper lungs on an AP film.
 Questions and the `<think>…</think><answer>…</answer>` explanations are written from the same findings, in
 radiology language (each explanation states the findings its question turns on), so answers are grounded in pixels
 and the KG reward has entities and relations to compare.
@@ -65,6 +66,17 @@ def _lung_box(side: str, size: int) -> tuple[float, float, float, float]:
     return (0.54 * size, 0.14 * size, 0.90 * size, 0.86 * size)
 
 
+# Each device's course (image coordinates, as fractions of the size; the patient's right is the image's left):
+# the endotracheal tube ends above the carina, the nasogastric tube runs down past the diaphragm into the stomach,
+# the right internal jugular line comes down from the right neck, the PICC line in from the right arm.
+_DEVICE_COURSES = {
+    "endotracheal tube": ((0.50, 0.0), (0.50, 0.30)),
+    "nasogastric tube": ((0.50, 0.0), (0.50, 0.80), (0.62, 0.95)),
+    "right internal jugular central venous catheter": ((0.36, 0.0), (0.44, 0.16), (0.47, 0.40)),
+    "PICC line": ((0.0, 0.22), (0.20, 0.18), (0.40, 0.22), (0.47, 0.40)),
+}
+
+
 def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
     """Render a study as a grayscale PNG-ready image of `size` x `size` pixels.
 
@@ -77,6 +89,15 @@ def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
     for side in SIDES:
         draw.ellipse(_lung_box(side, size), fill=45)  # aerated lungs are dark
     draw.rectangle((0.47 * size, 0.0, 0.53 * size, size), fill=170)  # spine and mediastinum
+    if study["gender"] == "female":  # breast soft tissue over both lower lung fields
+        for side in SIDES:
+            x0, _, x1, y1 = _lung_box(side, size)
+            draw.ellipse((x0 - 0.04 * size, y1 - 0.30 * size, x1 - 0.10 * size, y1 + 0.04 * size), fill=80)
+    if study["view"] == "AP":  # on an AP film the scapulae are not rotated off the lungs: they overlie the upper fields
+        for side in SIDES:
+            x0, y0, x1, _ = _lung_box(side, size)
+            edge = x0 if side == "right" else x1 - 0.12 * size
+            draw.ellipse((edge, y0 + 0.02 * size, edge + 0.12 * size, y0 + 0.30 * size), fill=95)
     heart_half_width = 0.22 if study["cardiomegaly"] else 0.13
     draw.ellipse(
         (0.50 * size - heart_half_width * size, 0.52 * size, 0.56 * size + heart_half_width * size, 0.84 * size),
@@ -94,10 +115,8 @@ def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
         depth = (0.14 if study["effusion"].size == "small" else 0.26) * (y1 - y0)
         draw.ellipse((x0, y1 - depth, x1, y1 + depth), fill=160)  # fluid layering at the base
     if study["device"] is not None:
-        if "tube" in study["device"]:
-            draw.line((0.50 * size, 0.0, 0.50 * size, 0.45 * size), fill=250, width=max(1, size // 64))
-        else:
-            draw.line((0.30 * size, 0.08 * size, 0.48 * size, 0.40 * size), fill=250, width=max(1, size // 64))
+        course = [(x * size, y * size) for x, y in _DEVICE_COURSES[study["device"]]]
+        draw.line(course, fill=250, width=max(1, size // 64), joint="curve")
     img = img.filter(ImageFilter.GaussianBlur(radius=size / 96))
     noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, 6.0, (size, size))
     pixels = np.clip(np.asarray(img, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
@@ -167,14 +186,15 @@ def abnormalities(study: dict) -> list[str]:
     return names
 
 
-# Questions the synthetic images cannot answer: sex and projection are not drawn, and no study has a pneumothorax.
-_IMAGE_BLIND = ("Is this patient male or female?", "What is the view of this image", "Is there any evidence of pneumo")
+# The one question the synthetic images cannot answer: no study has a pneumothorax, so its answer never depends on
+# the pixels. Everything else asked is drawn, sex and projection included.
+_IMAGE_BLIND = ("Is there any evidence of pneumo",)
 
 
 def decided_by_image(question: str) -> bool:
     """Whether the pixels of a synthetic study decide the answer (what a model must read the image for).
 
-    >>> decided_by_image("Is the cardiac silhouette enlarged?"), decided_by_image("Is this patient male or female?")
+    >>> decided_by_image("Is this patient male or female?"), decided_by_image("Is there any evidence of pneumothorax?")
     (True, False)
     """
     return not question.startswith(_IMAGE_BLIND)
