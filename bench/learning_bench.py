@@ -6,7 +6,7 @@ SFT warm-up, hard-example mining, GRPO, evaluation before and after) over severa
 Per seed: the SFT model's format share and strict accuracy (all test splits pooled, and on the questions the image
 decides, next to the image-blind majority answer), the GRPO model's strict accuracy, and the GRPO training accuracy
 reward's first- and last-quarter means. Then the mean and seed-to-seed spread (sample standard deviation) of each, so
-GRPO's change can be read against the spread. Each seed takes about 2.5 minutes on 2 CPU cores.
+GRPO's change can be read against the spread. Each seed takes about 3.5 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
