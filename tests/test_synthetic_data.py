@@ -80,7 +80,7 @@ ANSWERED_BY = {
     "Is there any evidence of pleural effusion": "effusion",
     "Is there any evidence of lung opacity": "opacity",
     "Are there any abnormalities": "cardiomegaly",  # any finding answers it; cardiomegaly alone is one
-    "List all abnormalities": "device",
+    "List all abnormalities": "device",  # the list names the device, which only its course tells apart
     "Is the cardiac silhouette enlarged": "cardiomegaly",
     "Which line or tube": "device",
     "Is this patient male or female": "gender",
