@@ -10,6 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.grpo_helpers import grpo_arguments, write_grpo_rows
+from utils.data.grpo_rows import annotation_to_grpo_row
+from utils.io import atomic_write_jsonl
 from utils.scoring.kg_reward import get_kg_scorer, kg_jaccard
 from utils.scoring.rewards import r1v_accuracy
 
@@ -279,16 +281,13 @@ def test_rollout_log_probs_are_conditioned_on_each_prompts_own_images(tiny_model
 
     from utils.evaluation.engine import EngineConfig, load_engine, score_tokens
 
-    rows = _read_jsonl(
-        write_grpo_rows(
-            demo_data / "annotations" / "eval" / "valid_all_vqa.json", demo_data / "images", tmp_path / "pool", 24
-        )
-    )
+    annotations = json.loads((demo_data / "annotations" / "eval" / "valid_all_vqa.json").read_text())
+    rows = [annotation_to_grpo_row(annotation, demo_data / "images") for annotation in annotations]
     for number, row in enumerate(rows):  # pool questions repeat; a case number makes each prompt name its images
         placeholders, question = row["messages"][0]["content"].rpartition("<image>")[::2]
         row["messages"][0]["content"] = f"{placeholders}<image>Case {number}. {question}"
     dataset = tmp_path / "rows.jsonl"
-    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    atomic_write_jsonl(dataset, rows)
     args = grpo_arguments(
         tiny_model,
         dataset,

@@ -22,7 +22,16 @@ from PIL import Image, ImageDraw, ImageFilter
 
 SIDES = ("right", "left")
 ZONES = ("upper", "middle", "lower")
-DEVICES = ("endotracheal tube", "nasogastric tube", "right internal jugular central venous catheter", "PICC line")
+# Each device's course (image coordinates, as fractions of the size; the patient's right is the image's left):
+# the endotracheal tube ends above the carina, the nasogastric tube runs down past the diaphragm into the stomach,
+# the right internal jugular line comes down from the right neck, the PICC line in from the right arm.
+DEVICE_COURSES = {
+    "endotracheal tube": ((0.50, 0.0), (0.50, 0.30)),
+    "nasogastric tube": ((0.50, 0.0), (0.50, 0.80), (0.62, 0.95)),
+    "right internal jugular central venous catheter": ((0.36, 0.0), (0.44, 0.16), (0.47, 0.40)),
+    "PICC line": ((0.0, 0.22), (0.20, 0.18), (0.40, 0.22), (0.47, 0.40)),
+}
+DEVICES = tuple(DEVICE_COURSES)
 SPLITS = ("test_basic_vqa", "test_compare_vqa", "test_region_vqa", "valid_all_vqa")
 # How often the simulated SFT model answered a validation item correctly: hard-example mining needs both kinds.
 SFT_ACCURACY = 0.6
@@ -66,17 +75,6 @@ def _lung_box(side: str, size: int) -> tuple[float, float, float, float]:
     return (0.54 * size, 0.14 * size, 0.90 * size, 0.86 * size)
 
 
-# Each device's course (image coordinates, as fractions of the size; the patient's right is the image's left):
-# the endotracheal tube ends above the carina, the nasogastric tube runs down past the diaphragm into the stomach,
-# the right internal jugular line comes down from the right neck, the PICC line in from the right arm.
-_DEVICE_COURSES = {
-    "endotracheal tube": ((0.50, 0.0), (0.50, 0.30)),
-    "nasogastric tube": ((0.50, 0.0), (0.50, 0.80), (0.62, 0.95)),
-    "right internal jugular central venous catheter": ((0.36, 0.0), (0.44, 0.16), (0.47, 0.40)),
-    "PICC line": ((0.0, 0.22), (0.20, 0.18), (0.40, 0.22), (0.47, 0.40)),
-}
-
-
 def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
     """Render a study as a grayscale PNG-ready image of `size` x `size` pixels.
 
@@ -115,7 +113,7 @@ def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
         depth = (0.14 if study["effusion"].size == "small" else 0.26) * (y1 - y0)
         draw.ellipse((x0, y1 - depth, x1, y1 + depth), fill=160)  # fluid layering at the base
     if study["device"] is not None:
-        course = [(x * size, y * size) for x, y in _DEVICE_COURSES[study["device"]]]
+        course = [(x * size, y * size) for x, y in DEVICE_COURSES[study["device"]]]
         draw.line(course, fill=250, width=max(1, size // 64), joint="curve")
     img = img.filter(ImageFilter.GaussianBlur(radius=size / 96))
     noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, 6.0, (size, size))
