@@ -19,6 +19,7 @@ from utils.data.sampling import (
     STRATUM_FIELDS,
     ShortPoolError,
     draw,
+    one_answer_strata,
     proportional_quotas,
     stratum_of,
     training_set_path,
@@ -153,6 +154,71 @@ def test_sampler_cli_is_byte_identical_writes_manifests_and_prints_strata(data_c
             )
             row = json.loads(path.read_text().splitlines()[0])
             assert row["messages"][0]["content"].startswith("<image>") and row["images"][0].startswith("images/")
+
+
+def _blind_model_pool() -> list[dict]:
+    # A model that cannot see sex says "male" to every gender question, so it is wrong on exactly the female
+    # patients; on the view question it is right half the time whatever the answer.
+    rows = []
+    for i in range(40):
+        gender, view = ("female" if i % 5 < 2 else "male"), ("AP" if i % 2 else "PA")
+        common = {"image_ids": [f"img{i}"], "explanation": "<think>x</think>", "idx": i}
+        rows.append(
+            {**common, "question": "Is this patient male or female?", "answer": [gender],
+             "semantic_type": "gender", "question_type": "choose", "answer_type": "closed",
+             "is_correct": gender == "male"}
+        )  # fmt: skip
+        rows.append(
+            {**common, "question": "What is the view of this image, PA or AP?", "answer": [view],
+             "semantic_type": "plane", "question_type": "choose", "answer_type": "closed",
+             "is_correct": i % 4 < 2}
+        )  # fmt: skip
+    return rows
+
+
+def test_mining_a_blind_models_mistakes_is_flagged_where_one_answer_pays():
+    pool = _blind_model_pool()
+    hard = draw(pool, "hard_uniform", 40, allow_short=True).rows
+    flagged = one_answer_strata(pool, hard)
+    assert [(s.stratum[0], s.answer, s.drawn, s.pool_items, s.pool_share) for s in flagged] == [
+        ("gender", "female", 16, 40, 0.4)
+    ]
+    assert one_answer_strata(pool, draw(pool, "uniform", 40).rows) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    answers=st.lists(st.sampled_from(["yes", "no", "Yes ", "maybe"]), min_size=1, max_size=30),
+    mined=st.one_of(st.sampled_from(["yes", "no", "maybe"]), st.lists(st.booleans(), min_size=30, max_size=30)),
+)
+def test_a_flagged_stratum_has_one_drawn_answer_that_most_of_the_pool_lacks(answers, mined):
+    # `mined` is the answer a blind model always misses, or which items it got wrong at random.
+    pool = [
+        {"answer": [a], "semantic_type": "presence", "question_type": "verify", "answer_type": "closed"}
+        for a in answers
+    ]
+    if isinstance(mined, str):
+        drawn = [row for row in pool if row["answer"][0].strip().lower() == mined]
+    else:
+        drawn = [row for row, is_wrong in zip(pool, mined) if is_wrong]
+    keys = {row["answer"][0].strip().lower() for row in drawn}
+    share = sum(row["answer"][0].strip().lower() in keys for row in pool) / len(pool)
+    expect = len(drawn) >= 5 and len(keys) == 1 and share <= 0.8
+    flagged = one_answer_strata(pool, drawn)
+    assert bool(flagged) == expect
+    if flagged:
+        assert flagged[0].answer in keys and flagged[0].drawn == len(drawn) and flagged[0].pool_share == share
+
+
+def test_sampler_warns_when_a_hard_set_pays_for_one_answer(tmp_path):
+    pool_path = tmp_path / "pool.json"
+    pool_path.write_text(json.dumps(_blind_model_pool()))
+    args = ("--pool", str(pool_path), "--img_root", str(tmp_path), "--sizes", "40", "--allow-short")
+    hard = _sample(tmp_path, *args, "--sample_types", "hard_uniform")
+    assert hard.returncode == 0, hard.stderr
+    assert "warning: gender/choose/closed: all 16 drawn items answer 'female', 40% of" in hard.stderr
+    uniform = _sample(tmp_path, *args, "--sample_types", "uniform")
+    assert uniform.returncode == 0 and "drawn items answer" not in uniform.stderr
 
 
 def test_sampler_stops_on_a_short_stratum(data_copy):

@@ -7,6 +7,8 @@ Reads the pool (original annotation format with `is_correct`, default
 `<data_root>/annotations/eval/valid_all_vqa.json`), writes each set as GRPO rows to
 `<data_root>/annotations/<sample_type>/<size>.jsonl` (exactly what train_loop.sh reads) with a manifest next to it
 (`<size>.manifest.json`: seed, SHA-256 of the pool file, counts per stratum), and prints the strata table.
+It warns when all drawn items of a stratum have one answer that most of the pool's items there do not (a model
+blind to a finding gets every item of one answer wrong, so mining keeps only those).
 Same pool + same seed gives byte-identical files. See utils/data/sampling.py for the sampling rules.
 """
 
@@ -29,6 +31,7 @@ from utils.data.sampling import (  # noqa: E402
     ShortPoolError,
     draw,
     manifest_path,
+    one_answer_strata,
     training_set_path,
 )
 from utils.io import InputError, atomic_write_json, atomic_write_jsonl  # noqa: E402
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(strata_table(sampled, f"{sample_type} {size} -> {output}"))
                 if len(rows) < size:
                     print(f"  warning: only {len(rows)} of {size} items (--allow-short)", file=sys.stderr)
+                for skewed in one_answer_strata(pool, sampled.rows):
+                    print(f"  warning: {skewed.describe()}", file=sys.stderr)
     except (InputError, ShortPoolError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

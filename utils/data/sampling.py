@@ -17,6 +17,10 @@ items to spare, in proportion to their size.
 {'a': 5, 'b': 3, 'c': 2}
 >>> proportional_quotas(4, {"a": 5, "b": 3, "c": 2})
 {'a': 2, 'b': 1, 'c': 1}
+
+Mining a model's mistakes also selects answers: where the SFT model cannot see a finding and always gives one answer,
+every hard item of that question has the other answer, and GRPO on the set is paid for answering it always.
+`one_answer_strata` finds such strata so the sampler can warn.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils.data.annotations import TYPE_FIELDS
+from utils.data.annotations import TYPE_FIELDS, reference_answers
 
 SAMPLE_TYPES = ("hard_uniform", "uniform", "hard_random", "random")
 DEFAULT_SIZES = (1000, 2000, 5000)
@@ -151,3 +155,63 @@ def _redistribute(quotas: dict, available: dict) -> dict:
             return quotas  # the candidates are exhausted: the set is smaller than requested
         for key, extra in proportional_quotas(min(deficit, sum(spare.values())), spare).items():
             quotas[key] += extra
+
+
+@dataclass(frozen=True)
+class OneAnswerStratum:
+    """A stratum whose drawn items all have one answer that the pool's items of that stratum mostly do not."""
+
+    stratum: tuple[str, ...]
+    answer: str
+    drawn: int
+    pool_items: int
+    pool_share: float
+
+    def describe(self) -> str:
+        """One warning line.
+
+        >>> OneAnswerStratum(("gender", "choose", "closed"), "female", 20, 54, 0.37).describe()[:64]
+        "gender/choose/closed: all 20 drawn items answer 'female', 37% of"
+        """
+        return (
+            f"{'/'.join(self.stratum)}: all {self.drawn} drawn items answer {self.answer!r}, "
+            f"{self.pool_share:.0%} of the stratum's {self.pool_items} pool items do; a policy that always answers "
+            f"{self.answer!r} earns the full reward on this set"
+        )
+
+
+def _answer_key(row: dict) -> str:
+    return ", ".join(sorted(answer.strip().lower() for answer in reference_answers(row)))
+
+
+def one_answer_strata(
+    pool: Sequence[dict], drawn: Sequence[dict], min_drawn: int = 5, max_pool_share: float = 0.8
+) -> list[OneAnswerStratum]:
+    """Strata with at least `min_drawn` drawn items that all share one answer held by at most `max_pool_share` of
+    the pool's items in that stratum (all of them, right or wrong).
+
+    >>> pool = [{"semantic_type": "gender", "question_type": "choose", "answer_type": "closed", "answer": a}
+    ...         for a in ["male"] * 6 + ["female"] * 5]
+    >>> [s.answer for s in one_answer_strata(pool, pool[6:])]
+    ['female']
+    >>> one_answer_strata(pool, pool[4:])
+    []
+    """
+    answers_in_pool: dict[tuple, list[str]] = defaultdict(list)
+    for row in pool:
+        answers_in_pool[stratum_of(row)].append(_answer_key(row))
+    answers_drawn: dict[tuple, set[str]] = defaultdict(set)
+    drawn_count: dict[tuple, int] = defaultdict(int)
+    for row in drawn:
+        answers_drawn[stratum_of(row)].add(_answer_key(row))
+        drawn_count[stratum_of(row)] += 1
+    found = []
+    for key in sorted(answers_drawn):
+        if drawn_count[key] < min_drawn or len(answers_drawn[key]) != 1:
+            continue
+        (answer,) = answers_drawn[key]
+        pool_answers = answers_in_pool[key]
+        share = pool_answers.count(answer) / len(pool_answers)
+        if share <= max_pool_share:
+            found.append(OneAnswerStratum(key, answer, drawn_count[key], len(pool_answers), share))
+    return found
