@@ -1,6 +1,7 @@
 """The closing summary of `make demo`: what the SFT warm-up reached (format, accuracy on the questions the image
 decides against the image-blind majority answer), what GRPO moved (training reward, strict accuracy) against the noise
-of one evaluation, KG agreement, and where every output is.
+of one evaluation, the questions a model answers the same whatever the image (what it does not see), KG agreement,
+and where every output is.
 
     python tools/demo_summary.py demo_out [--data_root demo_out/synthetic-data]
 """
@@ -59,6 +60,14 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
         f"({change:+.3f}): {verdict}. Image-decided questions: {before['decided_strict']:.3f} -> "
         f"{after['decided_strict']:.3f}. Seed-to-seed spread: bench/learning_bench.py (figures in the README)."
     )
+    for stage, model in (("before", "The SFT model"), ("after", "The GRPO model")):
+        blind = outcome["one_answer"][stage]
+        if blind:
+            listing = "; ".join(
+                f"{question!r}: {answer!r} to all {n} ({n - right} of them another answer)"
+                for question, (answer, n, right) in blind.items()
+            )
+            lines.append(f"{model} gives one answer to every item of a question whose references differ: {listing}.")
     kg_files = {when: out / f"kg_{when}" / "kg_metric.json" for when in ("before", "after")}
     if all(path.is_file() for path in kg_files.values()):
         kg = {when: read_json(path) for when, path in kg_files.items()}

@@ -49,6 +49,34 @@ def split_scores(rows: Sequence[dict], majority: dict[str, str], decided: Callab
     }
 
 
+def one_answer_questions(
+    rows: Sequence[dict], min_items: int = 5, min_other_share: float = 0.25
+) -> dict[str, tuple[str, int, int]]:
+    """Questions a model answered the same on every item (at least `min_items`) although at least `min_other_share`
+    of their references are another answer: question -> (the model's answer, items, items whose reference is that
+    answer). A model that gives one answer whatever the image shows does not see what the question asks about;
+    a few misses among many right answers would not show that, hence the share.
+
+    >>> rows = [{"question": "Sex?", "answer": [a], "answer_span": "Male"} for a in ["male"] * 3 + ["female"] * 2]
+    >>> one_answer_questions(rows)
+    {'Sex?': ('Male', 5, 3)}
+    """
+    by_question: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_question[row["question"]].append(row)
+    found = {}
+    for question, items in by_question.items():
+        given = {str(row.get("answer_span") or "").strip().lower() for row in items}
+        references = [", ".join(row["answer"]).strip().lower() for row in items]
+        if len(items) < min_items or len(given) != 1:
+            continue
+        (answer,) = given
+        others = len(items) - references.count(answer)
+        if others >= max(2, min_other_share * len(items)):
+            found[question] = (str(items[0].get("answer_span") or "").strip(), len(items), len(items) - others)
+    return found
+
+
 def binomial_se(p: float, n: int) -> float:
     """Standard error of an accuracy `p` measured on `n` samples (the noise of one evaluation).
 
@@ -108,4 +136,8 @@ def learning_outcome(out: Path, data_root: Path, decided: Callable[[str], bool])
         "strict_change": scores["after"]["strict"] - scores["before"]["strict"],
         "evaluation_se": binomial_se(scores["before"]["strict"], scores["before"]["n"]),
         "reward_curve": reward_curve(out / "grpo" / "logging.jsonl"),
+        "one_answer": {
+            stage: one_answer_questions([row for rows in splits.values() for row in rows])
+            for stage, splits in stages.items()
+        },
     }
