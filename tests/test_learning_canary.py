@@ -16,11 +16,10 @@ over the last 8 of 24; vision LoRA 0.51 over the first 4 -> 0.70 over the last 8
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.grpo_helpers import grpo_arguments
+from utils.training_logs import read_training_log, step_metrics
 
 
 def _half_vocabulary_share(response_token_ids) -> list[float]:
@@ -70,8 +69,8 @@ def test_grpo_learns_the_canary_reward(
         save_steps=10_000,
     )
     rlhf_main(args)
-    logged = [json.loads(line) for line in (tmp_path / "run" / "logging.jsonl").read_text().splitlines()]
-    curve = [row["rewards/HalfVocabularyCanary/mean"] for row in logged if "rewards/HalfVocabularyCanary/mean" in row]
+    series = step_metrics(read_training_log(tmp_path / "run" / "logging.jsonl"))
+    curve = [value for _, value in series["rewards/HalfVocabularyCanary/mean"]]
     assert len(curve) == steps
     first, last = sum(curve[:4]) / 4, sum(curve[-8:]) / 8
     # The margin is three times the largest drift measured with shuffled rewards (0.05) and the step noise (0.05).

@@ -123,10 +123,8 @@ def learning_outcome(out: Path, data_root: Path, decided: Callable[[str], bool])
     if None in stages.values() or not pool_file.is_file():
         return None
     majority = majority_answers(read_json(pool_file))
-    scores = {
-        stage: split_scores([row for rows in splits.values() for row in rows], majority, decided)
-        for stage, splits in stages.items()
-    }
+    pooled = {stage: [row for rows in splits.values() for row in rows] for stage, splits in stages.items()}
+    scores = {stage: split_scores(rows, majority, decided) for stage, rows in pooled.items()}
     return {
         **scores,
         "per_split": {
@@ -136,8 +134,5 @@ def learning_outcome(out: Path, data_root: Path, decided: Callable[[str], bool])
         "strict_change": scores["after"]["strict"] - scores["before"]["strict"],
         "evaluation_se": binomial_se(scores["before"]["strict"], scores["before"]["n"]),
         "reward_curve": reward_curve(out / "grpo" / "logging.jsonl"),
-        "one_answer": {
-            stage: one_answer_questions([row for rows in splits.values() for row in rows])
-            for stage, splits in stages.items()
-        },
+        "one_answer": {stage: one_answer_questions(rows) for stage, rows in pooled.items()},
     }
