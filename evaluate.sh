@@ -26,6 +26,8 @@ BATCH_SIZE="${BATCH_SIZE:-16}"
 MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-256}"
 DYNAMIC_HD="${DYNAMIC_HD:-4}"
 INFER_BACKEND="${INFER_BACKEND:-transformers}"
+# sft: the SFT checkpoint's chat template; original: the original evaluate.py's prompt (the paper's figures).
+PROMPT_FORMAT="${PROMPT_FORMAT:-sft}"
 RUN_TOKEN_PROB="${RUN_TOKEN_PROB:-1}"
 TOKEN_PROB_SPLITS="${TOKEN_PROB_SPLITS:-$SPLITS}"
 TOP_K="${TOP_K:-5}"
@@ -42,7 +44,7 @@ if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
             --node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT")
 fi
 common=(--model_path "$MODEL_PATH" --batch_size "$BATCH_SIZE" --max_new_tokens "$MAX_NEW_TOKENS"
-        --dynamic_hd "$DYNAMIC_HD" --infer_backend "$INFER_BACKEND")
+        --dynamic_hd "$DYNAMIC_HD" --infer_backend "$INFER_BACKEND" --prompt_format "$PROMPT_FORMAT")
 # shellcheck disable=SC2206
 [ -n "$ADAPTERS" ] && common+=(--adapters $ADAPTERS)
 

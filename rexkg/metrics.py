@@ -37,8 +37,9 @@ def precision_recall_f1(pred: set, gold: set) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
-def graph_scores(pred: KnowledgeGraph, gold: KnowledgeGraph) -> dict[str, float]:
-    """Entity and relation P/R/F1 and Jaccard of one predicted graph against its reference.
+def graph_scores(pred: KnowledgeGraph, gold: KnowledgeGraph, entities_by_text: bool = False) -> dict[str, float]:
+    """Entity and relation P/R/F1 and Jaccard of one predicted graph against its reference. `entities_by_text`
+    keys entities as the original reward did (one type per text: `KnowledgeGraph.entity_text_keys`).
 
     >>> from rexkg.rules import extract_rules
     >>> s = graph_scores(extract_rules("Small effusion."), extract_rules("Small effusion."))
@@ -47,7 +48,7 @@ def graph_scores(pred: KnowledgeGraph, gold: KnowledgeGraph) -> dict[str, float]
     """
     scores = {}
     for name, p, g in (
-        ("entity", pred.entity_keys(), gold.entity_keys()),
+        ("entity", *(g.entity_text_keys() if entities_by_text else g.entity_keys() for g in (pred, gold))),
         ("relation", pred.relation_keys(), gold.relation_keys()),
     ):
         precision, recall, f1 = precision_recall_f1(p, g)

@@ -55,6 +55,16 @@ class KnowledgeGraph:
         """(lowercased text, type) of every entity: what entity metrics compare."""
         return {(e.text.lower(), e.type) for e in self.entities}
 
+    def entity_text_keys(self) -> set[tuple[str, str]]:
+        """(lowercased text, type) with one type per text, the last in text order: the original reward's entities,
+        a dict from text to type (`entities.update(...)` sentence by sentence), which collapses duplicates.
+
+        >>> g = KnowledgeGraph([Entity("left", "concept", 0, 4), Entity("Left", "anatomy", 9, 13)], [])
+        >>> sorted(g.entity_keys()), sorted(g.entity_text_keys())
+        ([('left', 'anatomy'), ('left', 'concept')], [('left', 'anatomy')])
+        """
+        return set({e.text.lower(): e.type for e in self.entities}.items())
+
     def relation_keys(self) -> set[tuple[str, str, str]]:
         """(source text, target text, type), lowercased: what relation metrics compare."""
         return {(r.source.text.lower(), r.target.text.lower(), r.type) for r in self.relations}

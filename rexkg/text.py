@@ -73,3 +73,20 @@ def think_text(text: str) -> str:
     head = text[: opened.start()] if opened else text
     unclosed = _THINK_OPEN.search(head)
     return ANY_TAG.sub(" ", head[unclosed.end() :] if unclosed else head).strip()
+
+
+def original_reference_reasoning(solution: str) -> str:
+    """The reference side of the original `ReportKG_Jaccard` (ecoxial2007/CheX-Phi4MM plugin.py): when `<think>`
+    occurs, the content of the first `re.search(r"<think>(.*?)</think>", solution, re.DOTALL)` unstripped, else the
+    whole solution. (The original takes it from `solution[0]` for the whole batch; callers pair each completion with
+    its own solution.)
+
+    >>> original_reference_reasoning("<think> Effusion. </think><answer>yes</answer>"), original_reference_reasoning("a <think>b")
+    (' Effusion. ', 'a <think>b')
+    """
+    if not isinstance(solution, str):
+        return ""
+    if "<think>" not in solution:
+        return solution
+    span = first_tag_span(solution, "<think>", "</think>", ignore_case=False)
+    return solution[span[0] : span[1]] if span else solution

@@ -17,6 +17,8 @@ on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `
 - the crop count (`dynamic_hd`) is the `DYNAMIC_HD` environment variable when set, else the checkpoint's
   `preprocessor_config.json`; our trainer records it in every checkpoint's `chex_run.json` (ms-swift copies the
   source model's `preprocessor_config.json` into checkpoints).
+- the vision tower attends bidirectionally, as SigLIP must: transformers 5.19 marks it causal
+  (`swift_patches/vision_attention.py`, installed by `register()` and asserted on every model the loader builds).
 - audio is not wired up: an audio input raises a clear error instead of being dropped. vLLM cannot run this model
   type (see `VLLM_UNSUPPORTED`): it stops with an error instead of running without the vision LoRA.
 """
@@ -33,13 +35,14 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from swift.model import Model, ModelGroup, ModelLoader, ModelMeta, register_model
-from swift.template import Template, register_template
+from swift.template import Template, TemplateMeta, register_template
 from swift.template.templates.microsoft import Phi3TemplateMeta
 from swift.template.utils import findall
 from transformers import AutoTokenizer, PretrainedConfig
 
+from swift_patches import vision_attention
 from swift_patches.image_processor import image_token_counts, load_image_processor
-from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
+from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, PROMPT_FORMATS, VLLM_UNSUPPORTED
 from utils.env import env_flag, env_int
 from utils.log import get_logger
 
@@ -170,7 +173,9 @@ class Phi4MMNativeLoader(ModelLoader):
         from transformers import Phi4MultimodalForCausalLM
 
         self.auto_model_cls = self.auto_model_cls or Phi4MultimodalForCausalLM
+        vision_attention.install()  # before the model is built: every instance must attend bidirectionally
         model = super().get_model(model_dir, *args, **kwargs)
+        vision_attention.assert_bidirectional(model)
         suppress_placeholder_tokens(model)
         adapter_dir = Path(model_dir) / VISION_LORA_DIR
         if vision_lora_enabled() and adapter_dir.is_dir():
@@ -295,13 +300,28 @@ class Phi4MMNativeTemplate(Template):
 
 
 def register() -> None:
-    """Register model type and template `phi4_mm_native` (idempotent)."""
+    """Register model type and template `phi4_mm_native` (idempotent), and make the vision tower bidirectional."""
     from swift.model.model_meta import MODEL_MAPPING
     from swift.template.register import TEMPLATE_MAPPING
 
+    vision_attention.install()
     if TEMPLATE_TYPE not in TEMPLATE_MAPPING:
         # ms-swift's own meta of `phi4_multimodal`, the template the SFT checkpoint was trained with.
         register_template(Phi3TemplateMeta(TEMPLATE_TYPE, template_cls=Phi4MMNativeTemplate))
+    if PROMPT_FORMATS["original"] not in TEMPLATE_MAPPING:
+        # The original evaluate.py's f-string: f"<|user|>{image refs}{question}<|end|><|assistant|>".
+        register_template(
+            TemplateMeta(
+                PROMPT_FORMATS["original"],
+                prefix=[],
+                prompt=["<|user|>{{QUERY}}<|end|><|assistant|>"],
+                chat_sep=["<|end|>"],
+                suffix=["<|end|>"],
+                system_prefix=["<|system|>{{SYSTEM}}<|end|>"],
+                auto_add_bos=True,
+                template_cls=Phi4MMNativeTemplate,
+            )
+        )
     if MODEL_TYPE not in MODEL_MAPPING:
         register_model(
             ModelMeta(

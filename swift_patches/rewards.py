@@ -10,6 +10,7 @@ completions.jsonl columns:
 | `external_answer_strict` | `AnswerStrictF1`  | `utils.scoring.rewards.answer_f1`                |
 | `external_format`        | `ThinkAnswerFormat` | `utils.scoring.rewards.think_answer_format`    |
 | `external_kg_jac`        | `KGJaccard`       | `utils.scoring.kg_reward.kg_jaccard`             |
+| `external_kg_jac_original` | `KGJaccardOriginal` | `kg_jaccard` on the original's inputs (`inputs="original"`) |
 | `external_kg_f1`         | `KGF1`            | `utils.scoring.kg_reward.kg_f1`                  |
 
 The KG rewards read their extractor from the environment: `CHEX_KG_BACKEND` (`rules`, the default, or `neural`),
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from swift.rewards import ORM, orms
 
 from utils.log import get_logger
-from utils.scoring.kg_reward import get_kg_scorer, kg_f1, kg_jaccard
+from utils.scoring.kg_reward import KGInputs, get_kg_scorer, kg_f1, kg_jaccard
 from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 logger = get_logger("rewards")
@@ -88,6 +89,7 @@ class _KGReward(ORM):
     registry_name = ""
     combine: Callable[[dict[str, float]], float]
     sub_scores: tuple[tuple[str, str], ...] = ()
+    inputs: KGInputs = "think"
 
     def __init__(self, args=None, **kwargs):
         super().__init__(args, **kwargs)
@@ -99,7 +101,7 @@ class _KGReward(ORM):
         logger.info("%s uses the %s KG extractor", self.registry_name, backend)
 
     def __call__(self, completions: list[str], solution: list[str] | None = None, **kwargs) -> list[float]:
-        details = self.scorer.score(completions, _solutions(self.registry_name, completions, solution))
+        details = self.scorer.score(completions, _solutions(self.registry_name, completions, solution), self.inputs)
         self.last_metrics = {
             metric: [d[key] for d in details] for metric, key in (*self.sub_scores, ("num_entities", "num_entities"))
         }
@@ -120,13 +122,28 @@ class KGJaccard(_KGReward):
     sub_scores = (("entity_iou", "entity_jaccard"), ("relation_iou", "relation_jaccard"))
 
 
+class KGJaccardOriginal(KGJaccard):
+    """`external_kg_jac` on the original reward's inputs: whole completion against the reference's `<think>`."""
+
+    registry_name = "external_kg_jac_original"
+    inputs = "original"
+
+
 class KGF1(_KGReward):
     registry_name = "external_kg_f1"
     combine = staticmethod(kg_f1)
     sub_scores = (("entity_f1", "entity_f1"), ("relation_f1", "relation_f1"))
 
 
-REWARDS = (R1VAccuracy, R1VAccuracyNormalized, AnswerStrictF1, ThinkAnswerFormat, KGJaccard, KGF1)
+REWARDS = (
+    R1VAccuracy,
+    R1VAccuracyNormalized,
+    AnswerStrictF1,
+    ThinkAnswerFormat,
+    KGJaccard,
+    KGJaccardOriginal,
+    KGF1,
+)
 
 
 def register() -> None:

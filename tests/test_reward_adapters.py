@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from tests.test_rewards import MALFORMED, SOLUTION
 
-NAMES = ("external_r1v_acc", "external_answer_strict", "external_format", "external_kg_jac", "external_kg_f1")
+NAMES = (
+    "external_r1v_acc",
+    "external_answer_strict",
+    "external_format",
+    "external_kg_jac",
+    "external_kg_jac_original",
+    "external_kg_f1",
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +27,17 @@ def rewards(swift_plugin):
 
 def test_every_reward_is_registered_and_kg_rewards_share_one_scorer(rewards):
     assert rewards["external_kg_jac"].scorer is rewards["external_kg_f1"].scorer
+    assert rewards["external_kg_jac_original"].scorer is rewards["external_kg_jac"].scorer
+
+
+def test_kg_jac_original_scores_the_original_inputs(rewards):
+    from utils.scoring.kg_reward import kg_jaccard
+
+    completion = "<think>Small left pleural effusion. No pneumothorax.</think><answer>edema</answer>"
+    scorer = rewards["external_kg_jac"].scorer
+    expected = kg_jaccard(scorer.score([completion], [SOLUTION], inputs="original")[0])
+    assert rewards["external_kg_jac_original"]([completion], solution=[SOLUTION]) == [expected]
+    assert rewards["external_kg_jac"]([completion], solution=[SOLUTION]) == [1.0] != [expected]
 
 
 @settings(

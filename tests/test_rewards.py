@@ -17,45 +17,82 @@ from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, 
 SOLUTION = "<think>Small left pleural effusion. No pneumothorax.</think><answer>left pleural effusion</answer>"
 
 
+# ecoxial2007/CheX-Phi4MM, plugin.py at 9c47195: `calculate_sentence_reward` and the body of
+# `MultiModalAccuracyORM.__call__`, transcribed statement for statement (debug prints left out). The oracle of the
+# tests below: the expected values come from the original's code, not from ours.
+def original_calculate_sentence_reward(prediction: str, ground_truth: str) -> float:
+    preds_list = [p.strip().lower() for p in prediction.split(",") if p.strip()]
+    gts_list = [g.strip().lower() for g in ground_truth.split(",") if g.strip()]
+    preds_set = set(preds_list)
+    gts_set = set(gts_list)
+    if not gts_set:
+        return 1.0 if not preds_set else 0.0
+    if not preds_set.isdisjoint(gts_set):
+        return 1.0
+    else:
+        return 0.0
+
+
+def original_multimodal_accuracy(completions: list[str], solution: list[str]) -> list[float]:
+    rewards = []
+    for content, sol in zip(completions, solution):
+        reward = 0.0
+        if "<answer>" in sol:
+            sol_match = re.search(r"<answer>(.*?)</answer>", sol)
+            ground_truth = sol_match.group(1).strip() if sol_match else sol.strip()
+            cont_match = re.search(r"<answer>(.*?)</answer>", content)
+            prediction = cont_match.group(1).strip() if cont_match else content.strip()
+        else:
+            pattern = r"[^.!?。！？]*(?=[.!?。！？]|$)"
+            sol_match = re.search(pattern, sol)
+            ground_truth = sol_match.group(0).strip() if sol_match else sol.strip()
+            cont_match = re.search(pattern, content)
+            prediction = cont_match.group(0).strip() if cont_match else content.strip()
+        reward = original_calculate_sentence_reward(prediction, ground_truth)
+        rewards.append(reward)
+    return rewards
+
+
 @pytest.mark.parametrize(
-    ("completion", "solution", "expected"),
+    ("completion", "solution"),
     [
-        # Cases the original rules decide: spans by `<answer>(.*?)</answer>` (case-sensitive, no DOTALL) when the
-        # reference has one, else the text up to the first .!?。！？; comma items stripped and lowercased.
-        ("<think>x</think><answer>Left pleural effusion</answer>", SOLUTION, 1.0),
-        ("<answer>pneumothorax, left pleural effusion, edema</answer>", SOLUTION, 1.0),  # any overlap pays
-        ("<answer>right pleural effusion</answer>", SOLUTION, 0.0),
-        ("Left pleural effusion. Also edema.", SOLUTION, 0.0),  # reference has a span, the completion none: ""
-        ("<answer>yes.</answer>", "<answer>yes</answer>", 0.0),  # punctuation is part of the item
-        ("<answer> Yes </answer>", "<answer>yes</answer>", 1.0),  # stripped and lowercased
-        ("<ANSWER>yes</ANSWER>", "<answer>yes</answer>", 0.0),  # the tags are case-sensitive
-        ("<answer>left\nright</answer>", "<answer>left</answer>", 0.0),  # a span does not cross lines
-        ("<answer>left</answer>", "<answer>left,\nright</answer>", 0.0),  # nor does the reference's: sentences
-        ("No. Nothing else.", "No. The lungs are clear.", 1.0),  # no reference span: first sentences
-        ("The nodule is 1.5 cm", "The nodule is 1.2 cm", 1.0),  # a decimal point ends the sentence
-        ("是。否", "是！", 1.0),  # full-width sentence ends
-        ("", "<answer></answer>", 1.0),  # empty reference: only an empty answer agrees
-        ("<answer>yes</answer>", "<answer></answer>", 0.0),
-        ("<answer>yes, </answer>", "<answer></answer>", 1.0),  # an empty item is an item
+        ("<think>x</think><answer>Left pleural effusion</answer>", SOLUTION),
+        ("<answer>pneumothorax, left pleural effusion, edema</answer>", SOLUTION),  # any overlap pays
+        ("<answer>right pleural effusion</answer>", SOLUTION),
+        ("left pleural effusion", SOLUTION),  # no answer span: the whole stripped completion
+        ("Left pleural effusion. Also edema.", SOLUTION),
+        ("<answer>yes</answer>", "<think>x</think><answer>yes"),  # `<answer>` but no closing tag: whole reference
+        ("<answer>yes</answer>", "<answer>yes"),
+        ("yes", "<answer>yes"),
+        ("<answer>yes", "<answer>yes. Small effusion."),
+        ("<answer>yes,</answer>", "<answer>no,</answer>"),  # empty comma items are dropped
+        ("<answer>,</answer>", "<answer>,</answer>"),
+        ("<answer>yes.</answer>", "<answer>yes</answer>"),  # punctuation is part of the item
+        ("<answer> Yes </answer>", "<answer>yes</answer>"),  # stripped and lowercased
+        ("<ANSWER>yes</ANSWER>", "<answer>yes</answer>"),  # the tags are case-sensitive
+        ("<answer>left\nright</answer>", "<answer>left</answer>"),  # a span does not cross lines
+        ("<answer>left</answer>", "<answer>left,\nright</answer>"),
+        ("No. Nothing else.", "No. The lungs are clear."),  # no `<answer>` in the reference: first sentences
+        ("The nodule is 1.5 cm", "The nodule is 1.2 cm"),  # a decimal point ends the sentence
+        ("是。否", "是！"),  # full-width sentence ends
+        (". yes", "yes"),  # a leading sentence end: an empty first sentence
+        ("", "<answer></answer>"),  # empty reference: only an empty answer agrees
+        ("<answer>yes</answer>", "<answer></answer>"),
+        ("<answer>yes, </answer>", "<answer></answer>"),
     ],
 )
-def test_r1v_accuracy_reproduces_the_original(completion, solution, expected):
-    assert r1v_accuracy(completion, solution) == expected
+def test_r1v_accuracy_reproduces_the_original(completion, solution):
+    assert r1v_accuracy(completion, solution) == original_multimodal_accuracy([completion], [solution])[0]
 
 
-def _original_by_regex(completion: str, solution: str) -> float:
-    """The original rules written with the original's regular expressions (the oracle for the property test)."""
-    span = re.compile(r"<answer>(.*?)</answer>")
-    with_span = span.search(solution) is not None
-
-    def answer(text):
-        if with_span:
-            match = span.search(text)
-            return match.group(1) if match else ""
-        return re.split(r"[.!?。！？]", text, maxsplit=1)[0]
-
-    items = [{item.strip().lower() for item in answer(text).split(",")} for text in (completion, solution)]
-    return float(bool(items[0] & items[1]))
+def test_r1v_accuracy_on_the_classes_where_it_used_to_differ():
+    """Hand-read from the original's code: the three input classes in which our earlier port disagreed."""
+    assert r1v_accuracy("left pleural effusion", SOLUTION) == 1.0  # whole completion, not ""
+    assert r1v_accuracy("<answer>yes</answer>", "<think>x</think><answer>yes") == 0.0  # whole reference
+    assert r1v_accuracy("yes", "<answer>yes") == 0.0
+    assert r1v_accuracy("<answer>yes</answer>", "<answer>yes") == 0.0
+    assert r1v_accuracy("<answer>yes", "<answer>yes. Small effusion.") == 0.0  # not first sentences
+    assert r1v_accuracy("<answer>yes,</answer>", "<answer>no,</answer>") == 0.0  # empty items dropped
 
 
 @pytest.mark.parametrize(
@@ -135,6 +172,81 @@ def test_kg_reward_compares_think_with_think():
     # Different findings score lower, and F1 >= Jaccard.
     details = scorer.score(["<think>Small right pleural effusion.</think>"], [SOLUTION])[0]
     assert 0 < kg_jaccard(details) < 1 and kg_f1(details) >= kg_jaccard(details)
+
+
+def _original_report_kg_jaccard(completion_graphs: list[dict], ground_truth_graph: dict) -> list[float]:
+    """ecoxial2007/CheX-Phi4MM plugin.py, `ReportKG_Jaccard.__call__` from its graphs on, transcribed (prints left
+    out): graphs in the original's format, entities a dict from text to type."""
+    entity_set2 = set(ground_truth_graph["entities"].items())
+    relation_set2 = set(
+        (rel["source_entity"], rel["target_entity"], rel["type"]) for rel in ground_truth_graph["relations"]
+    )
+    rewards = []
+    for content in completion_graphs:
+        entity_set1 = set(content["entities"].items())
+        relation_set1 = set((rel["source_entity"], rel["target_entity"], rel["type"]) for rel in content["relations"])
+        entity_union = entity_set1 | entity_set2
+        entity_score = 1.0 if len(entity_union) == 0 else len(entity_set1 & entity_set2) / len(entity_union)
+        relation_union = relation_set1 | relation_set2
+        relation_score = 1.0 if len(relation_union) == 0 else len(relation_set1 & relation_set2) / len(relation_union)
+        rewards.append((entity_score + relation_score) / 2)
+    return rewards
+
+
+def _original_format(graph) -> dict:
+    entities = {}
+    for entity in graph.entities:
+        entities.update({entity.text.lower(): entity.type})
+    relations = [
+        {"source_entity": r.source.text.lower(), "target_entity": r.target.text.lower(), "type": r.type}
+        for r in graph.relations
+    ]
+    return {"entities": entities, "relations": relations}
+
+
+def _original_ground_truth_text(sol: str) -> str:
+    """The original's reference text, transcribed (`solution[0]` replaced by each completion's own solution)."""
+    if "<think>" in sol:
+        an_match = re.search(r"<think>(.*?)</think>", str(sol), re.DOTALL)
+        return an_match.group(1) if an_match else sol
+    return sol
+
+
+ORIGINAL_INPUT_CASES = [
+    ("<think>Small left pleural effusion.</think><answer>left pleural effusion</answer>", SOLUTION),
+    ("Left effusion. <answer>edema</answer>", SOLUTION),
+    ("<think>Left lung base opacity, left pleural effusion.</think>", "<think>Left pleural effusion</think>"),
+    ("No pneumothorax. Left effusion.", "Left effusion <think>unclosed"),
+    ("<think>Right effusion.</think>", "Right effusion, right lung."),
+    ("<think>Small effusion.</think>", "<think>No effusion. Small effusion.</think>"),  # one type per text
+    ("<think>No effusion. Small effusion.</think>", "<think>Small effusion.</think>"),
+]
+
+
+@pytest.mark.parametrize(("completion", "solution"), ORIGINAL_INPUT_CASES)
+def test_kg_jaccard_original_inputs_match_the_original_reward(completion, solution):
+    extractor = get_extractor("rules")
+    seen = []
+
+    def recording(texts):
+        seen.extend(texts)
+        return extractor(texts)
+
+    details = KGScorer(recording).score([completion], [solution], inputs="original")[0]
+    # The original hands the extractor the whole completion and the reference's think part, as they are.
+    assert seen == [completion, _original_ground_truth_text(solution)]
+    graphs = extractor([completion, _original_ground_truth_text(solution)])
+    expected = _original_report_kg_jaccard([_original_format(graphs[0])], _original_format(graphs[1]))[0]
+    assert kg_jaccard(details) == pytest.approx(expected)
+
+
+def test_kg_jaccard_original_inputs_differ_from_think_with_think():
+    """The answer's words count on the original's inputs; duplicates of a text collapse to one type."""
+    scorer = KGScorer(get_extractor("rules"))
+    completion = "<think>Small left pleural effusion. No pneumothorax.</think><answer>edema, consolidation</answer>"
+    think = scorer.score([completion], [SOLUTION])[0]
+    original = scorer.score([completion], [SOLUTION], inputs="original")[0]
+    assert kg_jaccard(think) == 1.0 and kg_jaccard(original) < 1.0
 
 
 def test_each_completion_is_scored_against_its_own_reference():
@@ -241,9 +353,9 @@ def test_first_tag_span_finds_what_the_lazy_regex_finds(text, ignore_case, multi
 
 
 @settings(max_examples=3000, deadline=None)
-@given(completion=TAG_SOUP, solution=TAG_SOUP)
-def test_r1v_accuracy_equals_the_original_regex_rules(completion, solution):
-    assert r1v_accuracy(completion, solution) == _original_by_regex(completion, solution)
+@given(completion=st.one_of(TAG_SOUP, st.text(max_size=60)), solution=st.one_of(TAG_SOUP, st.text(max_size=60)))
+def test_r1v_accuracy_equals_the_original_code(completion, solution):
+    assert r1v_accuracy(completion, solution) == original_multimodal_accuracy([completion], [solution])[0]
 
 
 @settings(max_examples=3000, deadline=None)

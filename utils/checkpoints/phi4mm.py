@@ -28,6 +28,11 @@ import re
 ADAPTERS = ("vision", "speech")
 # Our ms-swift model/template type for the native class (registered by swift_patches.phi4mm).
 NATIVE_MODEL_TYPE = "phi4_mm_native"
+# Evaluation prompt formats -> template types. `sft`: the prompt the CheX-Phi4MM SFT checkpoint was trained with
+# (ms-swift's `phi4_multimodal`: `<|user|>\n{query}<|end|>\n<|assistant|>\n`). `original`: the original
+# CheX-Phi4MM `evaluate.py`, whose prompt gave the paper's figures: f"{USER}{refs}{q}{END}{ASSISTANT}", no newlines,
+# one image placeholder run per image before the question.
+PROMPT_FORMATS = {"sft": NATIVE_MODEL_TYPE, "original": f"{NATIVE_MODEL_TYPE}_original"}
 VLLM_UNSUPPORTED = (
     "phi4_mm_native cannot run on vLLM: vLLM dropped the native Phi4MultimodalForCausalLM after 0.12, and vLLM "
     "0.32.0 (the newest release that accepts torch 2.13.0 + transformers 5.19) runs only microsoft's remote-code "

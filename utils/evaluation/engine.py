@@ -1,7 +1,10 @@
 """The evaluation core's model half: build an ms-swift inference engine and turn items into greedy generations.
 
 Prompts go through the model's ms-swift template (the user turn is one `<image>` per image, then the question), so
-the chat format and image tokens are the ones training used. Engines: `transformers` (ms-swift's
+the chat format and image tokens are the ones training used. `prompt_format="original"` uses the original
+CheX-Phi4MM `evaluate.py`'s prompt instead (`utils.checkpoints.phi4mm.PROMPT_FORMATS`), stops at the tokenizer's
+eos alone (it passed `eos_token_id=tokenizer.eos_token_id` to `generate`) and keeps special tokens in the decoded
+response, as that script did. Engines: `transformers` (ms-swift's
 TransformersEngine, batched `generate`, the default) or `vllm` (ms-swift's VllmEngine, GPU only).
 """
 
@@ -12,7 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, VLLM_UNSUPPORTED
+from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, PROMPT_FORMATS, VLLM_UNSUPPORTED
 from utils.evaluation.results import EvalItem
 from utils.io import InputError
 from utils.log import get_logger
@@ -35,6 +38,7 @@ class EngineConfig:
     attn_impl: str = "auto"
     dynamic_hd: int | None = None
     device_map: str | None = None
+    prompt_format: str = "sft"
     vllm_kwargs: dict = field(default_factory=dict)
 
 
@@ -47,6 +51,10 @@ def load_engine(config: EngineConfig):
     for adapter in config.adapters:
         if not os.path.isdir(adapter):
             raise FileNotFoundError(f"--adapters {adapter}: no such adapter folder")
+    if config.prompt_format not in PROMPT_FORMATS:
+        raise InputError(f"--prompt_format {config.prompt_format!r}: choose one of {', '.join(PROMPT_FORMATS)}")
+    # Other model types keep their own template; the original prompt exists for ours.
+    template_type = PROMPT_FORMATS[config.prompt_format] if config.model_type == NATIVE_MODEL_TYPE else None
     dtype_name, attn_impl = resolve_precision(config.torch_dtype, config.attn_impl)
     logger.info("loading %s (%s, %s, backend %s)", config.model_path, dtype_name, attn_impl, config.backend)
     dtype = getattr(torch, dtype_name)
@@ -76,11 +84,14 @@ def load_engine(config: EngineConfig):
             adapters=list(config.adapters) or None,
             max_batch_size=config.batch_size,
             device_map=config.device_map,
+            template_type=template_type,
         )
     else:
         raise ValueError(f"--infer_backend {config.backend!r}: choose transformers or vllm")
     if config.dynamic_hd is not None:
         engine.template.processor.image_processor.dynamic_hd = config.dynamic_hd
+    if config.prompt_format == "original":
+        engine.generation_config.eos_token_id = engine.template.tokenizer.eos_token_id
     if config.adapters and config.backend == "transformers":
         activate_all_adapters(engine.model)
     return engine
@@ -101,10 +112,16 @@ def activate_all_adapters(model) -> list[str]:
 
 
 def generate(
-    engine, items: Sequence[EvalItem], max_new_tokens: int = 256, logprobs: bool = False, top_k: int = 0
+    engine,
+    items: Sequence[EvalItem],
+    max_new_tokens: int = 256,
+    logprobs: bool = False,
+    top_k: int = 0,
+    keep_special_tokens: bool = False,
 ) -> list[dict]:
     """Greedy generations for `items`, in order: `generated_text`, and with `logprobs` the generated token ids,
     their text and bytes, log-probabilities, probabilities and the `top_k` alternatives of each step.
+    `keep_special_tokens` decodes the response with its special tokens, stripped (the original `evaluate.py`).
 
     With the transformers engine, log-probs come from one scoring forward pass over prompt + generated ids per
     batch (`score_tokens`) rather than from the engine's per-step log-prob formatting, which costs Python work per
@@ -126,11 +143,20 @@ def generate(
         temperature=0,
         logprobs=engine_logprobs,
         top_logprobs=top_k if engine_logprobs and top_k > 0 else None,
-        return_details=logprobs,
+        return_details=logprobs or keep_special_tokens,
     )
     responses = engine.infer(requests, request_config, use_tqdm=False) if requests else []
     tokenizer = engine.template.tokenizer
-    generations = [{"generated_text": response.choices[0].message.content or ""} for response in responses]
+    if keep_special_tokens:
+        texts = [
+            tokenizer.decode(
+                response.choices[0].token_ids or [], skip_special_tokens=False, clean_up_tokenization_spaces=False
+            ).strip()
+            for response in responses
+        ]
+    else:
+        texts = [response.choices[0].message.content or "" for response in responses]
+    generations = [{"generated_text": text} for text in texts]
     if rescore and requests:
         token_ids = [list(response.choices[0].token_ids or []) for response in responses]
         for generation, ids, scored in zip(generations, token_ids, score_tokens(engine, requests, token_ids, top_k)):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from utils.checkpoints.phi4mm import PROMPT_FORMATS
 from utils.data.annotations import load_annotations
 from utils.env import env_int
 from utils.evaluation.identity import FINGERPRINT_FILE, evaluation_fingerprint, fingerprint_differences
@@ -73,6 +74,13 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
         default=env_int("DYNAMIC_HD", 4),
         help="max image crops (default: $DYNAMIC_HD, else 4, the paper's evaluation setting)",
     )
+    parser.add_argument(
+        "--prompt_format",
+        choices=tuple(PROMPT_FORMATS),
+        default="sft",
+        help="sft: the SFT checkpoint's chat template (default); original: the original CheX-Phi4MM evaluate.py's "
+        "prompt, eos and decoding, to compare with the paper's figures",
+    )
     parser.add_argument("--infer_backend", choices=("transformers", "vllm"), default="transformers")
     parser.add_argument("--torch_dtype", choices=("auto", "bfloat16", "float16", "float32"), default="auto")
     parser.add_argument(
@@ -107,6 +115,7 @@ class EvalSettings:
     model_type: str
     max_new_tokens: int
     dynamic_hd: int
+    prompt_format: str
     infer_backend: str
     batch_size: int
     resume: bool
@@ -124,6 +133,7 @@ class EvalSettings:
             model_type=args.model_type,
             max_new_tokens=args.max_new_tokens,
             dynamic_hd=args.dynamic_hd,
+            prompt_format=args.prompt_format,
             infer_backend=args.infer_backend,
             batch_size=args.batch_size,
             resume=args.resume,
@@ -141,6 +151,7 @@ class EvalSettings:
             "decoding": "greedy",
             "max_new_tokens": self.max_new_tokens,
             "dynamic_hd": self.dynamic_hd,
+            "prompt_format": self.prompt_format,
             "infer_backend": self.infer_backend,
             "token_probs": self.token_probs,
             "top_k": self.top_k,
@@ -249,6 +260,7 @@ def run(args, token_probs: bool) -> None:
             attn_impl=attn_impl,
             dynamic_hd=settings.dynamic_hd,
             device_map=f"cuda:{ranks.local_rank}" if _cuda() else None,
+            prompt_format=settings.prompt_format,
         )
     )
     for job in jobs:
@@ -339,7 +351,12 @@ def _evaluate_split(engine, items: list[EvalItem], job: SplitJob, settings: Eval
                 else:
                     ready.append(item)
             generations = generate(
-                engine, ready, settings.max_new_tokens, logprobs=settings.token_probs, top_k=settings.top_k
+                engine,
+                ready,
+                settings.max_new_tokens,
+                logprobs=settings.token_probs,
+                top_k=settings.top_k,
+                keep_special_tokens=settings.prompt_format == "original",
             )
             records += [result_record(item, generation) for item, generation in zip(ready, generations)]
             stream.append(sorted(records, key=lambda r: r["id"]))
@@ -369,6 +386,7 @@ def _merge(items: list[EvalItem], job: SplitJob, settings: EvalSettings, fingerp
         "img_root": str(job.img_root),
         "max_new_tokens": settings.max_new_tokens,
         "dynamic_hd": settings.dynamic_hd,
+        "prompt_format": settings.prompt_format,
         "infer_backend": settings.infer_backend,
         "world_size": world,
         "fingerprint": fingerprint,

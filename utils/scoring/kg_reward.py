@@ -4,6 +4,11 @@ Both sides are reduced the same way before extraction (`utils.scoring.answers.th
 the text before `<answer>`, else everything), so a completion's tags and final answer never count as findings. Graphs
 are compared with `rexkg.metrics.graph_scores`, the scorer the KG metric tool uses too.
 
+`inputs="original"` reproduces the inputs of the original `ReportKG_Jaccard` (ecoxial2007/CheX-Phi4MM plugin.py)
+instead, for reproducing the paper's reward: the graph of the *whole* completion (tags and final answer included)
+against the graph of the reference's `<think>` part (`rexkg.text.original_reference_reasoning`), entities keyed by
+text with one type each. Only the original's pairing bug (every completion against `solution[0]`) is not repeated.
+
 Reference graphs are cached (references repeat across the generations of a prompt and across epochs); the extractor
 is the process-wide one from `rexkg.get_extractor`, loaded once.
 
@@ -19,10 +24,14 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from rexkg import KnowledgeGraph, get_extractor
 from rexkg.metrics import graph_scores
+from rexkg.text import original_reference_reasoning
 from utils.scoring.answers import think_text
+
+KGInputs = Literal["think", "original"]
 
 # Enough for every distinct reference of a 5,000-sample sweep several times over; a rules graph is a few KB.
 DEFAULT_CACHE_SIZE = 65_536
@@ -43,9 +52,10 @@ class KGScorer:
         self.cache_hits = 0
         self.cache_misses = 0
 
-    def reference_graphs(self, solutions: Sequence[str]) -> list[KnowledgeGraph]:
+    def reference_graphs(self, solutions: Sequence[str], inputs: KGInputs = "think") -> list[KnowledgeGraph]:
         """Graphs of the references' reasoning, extracting only those not cached (in one batch)."""
-        thinks = [think_text(solution) for solution in solutions]
+        reasoning = think_text if inputs == "think" else original_reference_reasoning
+        thinks = [reasoning(solution) for solution in solutions]
         missing = list(dict.fromkeys(t for t in thinks if t not in self._reference_graphs))
         self.cache_misses += len(missing)
         self.cache_hits += len(thinks) - len(missing)
@@ -60,15 +70,24 @@ class KGScorer:
             self._reference_graphs.popitem(last=False)
         return graphs
 
-    def score(self, completions: Sequence[object], solutions: Sequence[str]) -> list[dict[str, float]]:
+    def score(
+        self, completions: Sequence[object], solutions: Sequence[str], inputs: KGInputs = "think"
+    ) -> list[dict[str, float]]:
         """Per completion: entity/relation precision, recall, F1 and Jaccard against its own reference, plus
-        `num_entities` (entities found in the completion's reasoning)."""
+        `num_entities` (entities found in the completion's reasoning). `inputs`: see the module docstring."""
         if len(completions) != len(solutions):
             raise ValueError(f"{len(completions)} completions but {len(solutions)} solutions: they must pair up")
-        predicted = self._extract([think_text(completion) for completion in completions])
-        references = self.reference_graphs(solutions)
+        if inputs not in ("think", "original"):
+            raise ValueError(f"KG reward inputs {inputs!r}: choose 'think' or 'original'")
+        if inputs == "think":
+            texts = [think_text(completion) for completion in completions]
+        else:
+            texts = [completion if isinstance(completion, str) else "" for completion in completions]
+        predicted = self._extract(texts)
+        references = self.reference_graphs(solutions, inputs)
+        by_text = inputs == "original"
         return [
-            {**graph_scores(pred, gold), "num_entities": float(len(pred.entities))}
+            {**graph_scores(pred, gold, entities_by_text=by_text), "num_entities": float(len(pred.entities))}
             for pred, gold in zip(predicted, references)
         ]
 

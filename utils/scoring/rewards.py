@@ -23,40 +23,50 @@ _ORIGINAL_SENTENCE_END = re.compile(r"[.!?。！？]")
 
 
 def _original_answer(text: str, with_span: bool) -> str:
-    """One side's answer as the original reward took it: the `<answer>(.*?)</answer>` span (case-sensitive, `.`
-    not matching newlines; no span gives an empty answer), or the text up to the first `.!?。！？`."""
+    """One side's answer as the original `MultiModalAccuracyORM` took it, stripped: the first
+    `re.search(r"<answer>(.*?)</answer>")` span (case-sensitive, not crossing a newline), else the whole text; or,
+    when the reference has no `<answer>` at all, `re.search(r"[^.!?。！？]*(?=[.!?。！？]|$)")`, which always matches
+    the text up to its first `.!?。！？`."""
     if with_span:
         span = first_tag_span(text, "<answer>", "</answer>", ignore_case=False, multiline=False)
-        return text[span[0] : span[1]] if span else ""
-    return _ORIGINAL_SENTENCE_END.split(text, maxsplit=1)[0]
+        return (text[span[0] : span[1]] if span else text).strip()
+    return _ORIGINAL_SENTENCE_END.split(text, maxsplit=1)[0].strip()
 
 
-def _original_items(answer: str) -> set[str]:
-    return {item.strip().lower() for item in answer.split(",")}
+def _original_sentence_reward(prediction: str, ground_truth: str) -> float:
+    """The original's `calculate_sentence_reward`: comma items stripped and lowercased, empty ones dropped; any
+    shared item pays 1.0; an empty reference pays only an empty prediction."""
+    predicted = {item.strip().lower() for item in prediction.split(",") if item.strip()}
+    reference = {item.strip().lower() for item in ground_truth.split(",") if item.strip()}
+    if not reference:
+        return float(not predicted)
+    return float(not predicted.isdisjoint(reference))
 
 
 def r1v_accuracy(completion: str, solution: str) -> float:
-    """`external_r1v_acc`, the original CheXPO-v2 accuracy reward, rule for rule: 1.0 when the completion's answer
-    items and the reference's share an item, else 0.0.
+    """`external_r1v_acc`, the original CheXPO-v2 accuracy reward (`MultiModalAccuracyORM` and
+    `calculate_sentence_reward` in ecoxial2007/CheX-Phi4MM's plugin.py), rule for rule: 1.0 when the completion's
+    answer items and the reference's share an item, else 0.0.
 
-    When the reference has an `<answer>…</answer>` span (case-sensitive, on one line), both sides are compared by
-    their spans (a completion without one answers ""); otherwise by their text up to the first `.!?。！？` (a
-    decimal point counts). Answers are split on commas, each item stripped and lowercased, nothing else: `"yes."`
-    and `"yes"` differ, and an empty reference matches only an empty answer. Any overlap pays, so listing every
-    candidate is rewarded; `answer_f1` (`external_answer_strict`) closes that loophole, and `normalized_accuracy`
-    (`external_r1v_acc_normalized`) forgives punctuation and case.
+    When the string `<answer>` occurs in the reference, each side is its first `<answer>…</answer>` span
+    (case-sensitive, on one line) or, without one, its whole stripped text; otherwise each side is its text up to
+    the first `.!?。！？` (a decimal point counts). Answers are split on commas, each item stripped and lowercased,
+    empty items dropped: `"yes."` and `"yes"` differ, and an empty reference matches only an empty answer. Any overlap
+    pays, so listing every candidate is rewarded; `answer_f1` (`external_answer_strict`) closes that loophole and
+    asks for an answer span, and `normalized_accuracy` (`external_r1v_acc_normalized`) forgives punctuation and
+    case. The only departure: a non-string completion scores 0.0 where the original would raise.
 
     >>> r1v_accuracy("<answer>yes</answer>", "<think>Effusion.</think><answer>Yes</answer>")
     1.0
     >>> r1v_accuracy("<answer>yes.</answer>", "<answer>yes</answer>"), r1v_accuracy("No. Clear.", "No, none.")
     (0.0, 1.0)
+    >>> r1v_accuracy("Yes", "<answer>yes</answer>"), r1v_accuracy("<answer>yes,</answer>", "<answer>no,</answer>")
+    (1.0, 0.0)
     """
     if not isinstance(completion, str) or not isinstance(solution, str):
         return 0.0
-    with_span = first_tag_span(solution, "<answer>", "</answer>", ignore_case=False, multiline=False) is not None
-    predicted = _original_items(_original_answer(completion, with_span))
-    reference = _original_items(_original_answer(solution, with_span))
-    return float(bool(predicted & reference))
+    with_span = "<answer>" in solution
+    return _original_sentence_reward(_original_answer(completion, with_span), _original_answer(solution, with_span))
 
 
 def _answer_or_first_sentence(text: str) -> str:
