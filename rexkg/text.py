@@ -81,8 +81,10 @@ def original_reference_reasoning(solution: str) -> str:
     whole solution. (The original takes it from `solution[0]` for the whole batch; callers pair each completion with
     its own solution.)
 
-    >>> original_reference_reasoning("<think> Effusion. </think><answer>yes</answer>"), original_reference_reasoning("a <think>b")
-    (' Effusion. ', 'a <think>b')
+    >>> original_reference_reasoning("<think> Effusion. </think><answer>yes</answer>")
+    ' Effusion. '
+    >>> original_reference_reasoning("a <think>b")
+    'a <think>b'
     """
     if not isinstance(solution, str):
         return ""
