@@ -1,14 +1,24 @@
 """The ReXKG neural backend: PURE-style span NER plus a typed-marker relation classifier, in plain torch and
 transformers (no allennlp).
 
-Expected assets (ReXKG's release layout, given explicitly, never downloaded):
+Expected assets (the folders ReXKG's `run_entity.py` / `run_relation.py` write, given explicitly, never
+downloaded):
 
-- `<model_dir>/run_entity/`: `config.json` (BERT) and `pytorch_model.bin` or `model.safetensors` of PURE's
-  `BertForEntity` (keys `bert.*`, `width_embedding.weight`, `ner_classifier.0._linear_layers.{0,1}.*`,
-  `ner_classifier.1.*`);
+- `<model_dir>/run_entity/`: `config.json` (BERT, without `num_ner_labels`: the label count is read from the
+  classifier's weight) and `pytorch_model.bin` or `model.safetensors` of PURE's `BertForEntity` (keys `bert.*`
+  including transformers 4.x's `bert.embeddings.position_ids` buffer and the unused pooler,
+  `width_embedding.weight`, `ner_classifier.0._linear_layers.{0,1}.*`, `ner_classifier.1.*`);
 - `<model_dir>/run_relation/`: the same files for PURE's `BertForRelation` (keys `bert.*`, `layer_norm.*`,
-  `classifier.*`), whose embeddings include the typed marker tokens;
-- `<tokenizer_dir>/vocab.txt`: the BiomedBERT word-piece vocabulary.
+  `classifier.*`), plus `label_list.json` (relation labels in classifier order) and `special_tokens.json` (marker
+  name -> vocabulary token, as `run_relation.py` assigns them);
+- `<tokenizer_dir>/vocab.txt`: the BiomedBERT word-piece vocabulary (a word's id is its line number).
+
+Markers, as `run_relation.py` makes them. As shipped (no `--add_new_tokens`), markers are BERT's `[unusedN]`
+vocabulary entries: `special_tokens.json` maps a marker name (`SUBJ_START=anatomy`) to one, and a name it lacks
+gets the next `[unused{len+1}]` on first use, in the order `convert_examples_to_features` asks for them. With
+`--add_new_tokens`, the relation model's vocabulary is 52 rows longer and the markers are lower-cased added tokens
+(`<subj_start=anatomy>`) in `add_marker_tokens`'s order. The mode is read from the relation model's vocabulary
+size.
 
 Models are loaded once (callers keep the `NeuralExtractor`; `rexkg.get_extractor` caches one per process) on the
 process's own device (`cuda:LOCAL_RANK` when CUDA is present), and run batched under `torch.inference_mode`.
@@ -16,6 +26,7 @@ process's own device (`cuda:LOCAL_RANK` when CUDA is present), and run batched u
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -39,12 +50,62 @@ MAX_SENTENCE_WORDS = 128  # longer "sentences" (unpunctuated text) are cut, as B
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def marker_tokens() -> list[str]:
-    """PURE's marker tokens, in the order it adds them to the tokenizer (untyped first, then per entity type)."""
+def added_marker_tokens() -> list[str]:
+    """The 52 tokens `run_relation.py --add_new_tokens` adds (`add_marker_tokens`), in its order, lower-cased as its
+    lower-casing tokenizer stores them."""
     markers = ["<SUBJ_START>", "<SUBJ_END>", "<OBJ_START>", "<OBJ_END>"]
     for label in ENTITY_TYPES:
         markers += [f"<SUBJ_START={label}>", f"<SUBJ_END={label}>", f"<OBJ_START={label}>", f"<OBJ_END={label}>"]
-    return markers
+    markers += [marker for label in ENTITY_TYPES for marker in (f"<SUBJ={label}>", f"<OBJ={label}>")]
+    return [marker.lower() for marker in markers]
+
+
+def pair_marker_names(subject_type: str, object_type: str) -> list[str]:
+    """The marker names `convert_examples_to_features` asks `get_special_token` for, per pair, in its order."""
+    return [
+        "SUBJ_START",
+        "SUBJ_END",
+        "OBJ_START",
+        "OBJ_END",
+        f"SUBJ={subject_type}",
+        f"OBJ={object_type}",
+        f"SUBJ_START={subject_type}",
+        f"SUBJ_END={subject_type}",
+        f"OBJ_START={object_type}",
+        f"OBJ_END={object_type}",
+    ]
+
+
+class MarkerTokens:
+    """Marker name -> token id, as `run_relation.py`'s `get_special_token` assigns them (see the module docstring).
+
+    >>> markers = MarkerTokens({"SUBJ_START": "[unused1]"}, added_tokens=False)
+    >>> markers.token("SUBJ_START"), markers.token("SUBJ_END"), markers.token("SUBJ_START")
+    ('[unused1]', '[unused2]', '[unused1]')
+    >>> MarkerTokens({}, added_tokens=True).token("SUBJ_START=anatomy")
+    '<subj_start=anatomy>'
+    """
+
+    def __init__(self, special_tokens: dict[str, str], added_tokens: bool):
+        self.special_tokens = dict(special_tokens)
+        self.added_tokens = added_tokens
+
+    def token(self, name: str) -> str:
+        if name not in self.special_tokens:
+            self.special_tokens[name] = (
+                f"<{name}>".lower() if self.added_tokens else f"[unused{len(self.special_tokens) + 1}]"
+            )
+        return self.special_tokens[name]
+
+    def pair(self, subject_type: str, object_type: str) -> dict[str, str]:
+        """The tokens of one pair's four typed markers, after asking for all ten names in ReXKG's order."""
+        tokens = {name: self.token(name) for name in pair_marker_names(subject_type, object_type)}
+        return {
+            "subject_start": tokens[f"SUBJ_START={subject_type}"],
+            "subject_end": tokens[f"SUBJ_END={subject_type}"],
+            "object_start": tokens[f"OBJ_START={object_type}"],
+            "object_end": tokens[f"OBJ_END={object_type}"],
+        }
 
 
 class FeedForward(nn.Module):
@@ -109,26 +170,86 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _load_module(cls, folder: Path, device: torch.device) -> nn.Module:
+def _checkpoint_state(folder: Path) -> dict[str, torch.Tensor]:
+    if (folder / "model.safetensors").exists():
+        from safetensors.torch import load_file
+
+        return load_file(str(folder / "model.safetensors"))
+    weights = _require(folder / "pytorch_model.bin", "pytorch_model.bin or model.safetensors (model weights)")
+    return torch.load(weights, map_location="cpu", weights_only=True)
+
+
+def _without_saved_buffers(state: dict[str, torch.Tensor], folder: Path) -> dict[str, torch.Tensor]:
+    """Drop what transformers 4.x and PURE save but the model does not take: the pooler (unused by both heads) and
+    the `position_ids` buffer, which must be the plain 0..n-1 it always is."""
+    position_ids = state.get("bert.embeddings.position_ids")
+    if position_ids is not None and not torch.equal(
+        position_ids.reshape(-1), torch.arange(position_ids.numel(), dtype=position_ids.dtype)
+    ):
+        raise ValueError(f"{folder}: bert.embeddings.position_ids is not 0..{position_ids.numel() - 1}")
+    return {k: v for k, v in state.items() if not k.startswith("bert.pooler.") and k != "bert.embeddings.position_ids"}
+
+
+def _load_module(cls, folder: Path, device: torch.device, num_labels: int, classifier_key: str) -> nn.Module:
+    """Build `cls` from a ReXKG output folder, strictly; the classifier's label count must be `num_labels`."""
     from transformers import BertConfig
 
     _require(folder, f"a folder with config.json and pytorch_model.bin or model.safetensors of {cls.__name__}")
     config = BertConfig.from_pretrained(str(_require(folder / "config.json", "the BERT config of the model")))
+    state = _without_saved_buffers(_checkpoint_state(folder), folder)
+    if classifier_key not in state:
+        raise ValueError(f"{folder}: no {classifier_key} in the weights (not a ReXKG {cls.__name__} checkpoint?)")
+    if state[classifier_key].shape[0] != num_labels:
+        raise ValueError(
+            f"{folder}: the classifier predicts {state[classifier_key].shape[0]} labels, but the label files say "
+            f"{num_labels}"
+        )
     module = cls(config)
-    if (folder / "model.safetensors").exists():
-        from safetensors.torch import load_file
-
-        state = load_file(str(folder / "model.safetensors"))
-    else:
-        weights = _require(folder / "pytorch_model.bin", "pytorch_model.bin or model.safetensors (model weights)")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.items() if not k.startswith("bert.pooler.")}  # the pooler is unused
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(
             f"{folder}: weights do not fit {cls.__name__}: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return module.to(device).eval()
+
+
+def _relation_labels(folder: Path) -> tuple[str, ...]:
+    """`label_list.json` (classifier order, `no_relation` first) when ReXKG wrote one, else mimic01's default."""
+    path = folder / "label_list.json"
+    if not path.exists():
+        return RELATION_LABELS
+    labels = json.loads(path.read_text())
+    if not isinstance(labels, list) or set(labels) != set(RELATION_LABELS) or labels[0] != "no_relation":
+        raise ValueError(f"{path}: expected no_relation first, then {', '.join(RELATION_LABELS[1:])}; got {labels!r}")
+    return tuple(labels)
+
+
+# A sentence whose words every radiology vocabulary has: most of them mapping to [UNK] means a wrong vocab.txt.
+VOCABULARY_PROBE = "there is a small left pleural effusion and no pneumothorax in the right lung"
+
+
+def load_vocabulary(tokenizer_dir: Path):
+    """BiomedBERT's word-piece tokenizer from `vocab.txt`, lower-casing; stops if the vocabulary cannot be right.
+
+    transformers 5.19's `BertTokenizer(vocab_file=...)` silently drops the file (5 tokens, every word `[UNK]`), so
+    the tokenizer is read with `from_pretrained` on the folder, and checked: ids are `vocab.txt` lines, and most
+    words of a plain radiology sentence are known.
+    """
+    from transformers import BertTokenizer
+
+    vocab = _require(tokenizer_dir / "vocab.txt", "the BiomedBERT word-piece vocabulary")
+    tokenizer = BertTokenizer.from_pretrained(str(tokenizer_dir), do_lower_case=True)
+    lines = vocab.read_text(encoding="utf-8").split("\n")
+    if len(tokenizer) < len([line for line in lines if line]) or tokenizer.convert_tokens_to_ids(lines[0]) != 0:
+        raise ValueError(f"{vocab}: the tokenizer did not read it ({len(tokenizer)} tokens for {len(lines)} lines)")
+    words = VOCABULARY_PROBE.split()
+    unknown = [w for w in words if tokenizer.encode(w, add_special_tokens=False) == [tokenizer.unk_token_id]]
+    if len(unknown) > len(words) // 2:
+        raise ValueError(
+            f"{vocab}: {len(unknown)} of the {len(words)} words of {VOCABULARY_PROBE!r} are [UNK] "
+            "(not BiomedBERT's vocabulary?)"
+        )
+    return tokenizer
 
 
 def process_device() -> torch.device:
@@ -142,31 +263,57 @@ class NeuralExtractor:
     """Holds the loaded NER and relation models and the tokenizer; `extract(texts)` runs them batched."""
 
     def __init__(
-        self, ner: SpanNER, relation: RelationClassifier, tokenizer, device: torch.device, batch_size: int = 32
+        self,
+        ner: SpanNER,
+        relation: RelationClassifier,
+        tokenizer,
+        device: torch.device,
+        batch_size: int = 32,
+        markers: MarkerTokens | None = None,
+        relation_labels: tuple[str, ...] = RELATION_LABELS,
     ):
         self.ner, self.relation, self.tokenizer = ner, relation, tokenizer
         self.device, self.batch_size = device, batch_size
-        self.marker_ids = {m: tokenizer.convert_tokens_to_ids(m) for m in marker_tokens()}
+        self.markers = markers or MarkerTokens({}, added_tokens=False)
+        self.relation_labels = relation_labels
+        self._unknown_markers: set[str] = set()
+
+    def marker_id(self, token: str) -> int:
+        """The relation model's id of a marker token: an `[unusedN]` line of vocab.txt, or an added token."""
+        if self.markers.added_tokens:
+            return len(self.tokenizer) + added_marker_tokens().index(token)
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id == self.tokenizer.unk_token_id and token not in self._unknown_markers:
+            # ReXKG's own tokenizer gives [UNK] here too, in training and inference alike: faithful, but worth saying.
+            self._unknown_markers.add(token)
+            logger.warning("marker %s is not in vocab.txt: it is [UNK], as in ReXKG's run_relation.py", token)
+        return token_id
 
     @classmethod
     def from_dirs(cls, model_dir, tokenizer_dir, batch_size: int = 32) -> NeuralExtractor:
         """Load from explicit local folders (see module docstring); errors name the missing path."""
-        from transformers import BertTokenizerFast
-
         if model_dir is None or tokenizer_dir is None:
             raise ValueError(
                 "the neural backend needs model_dir (with run_entity/ and run_relation/) and "
                 "tokenizer_dir (with vocab.txt)"
             )
         model_dir, tokenizer_dir = Path(model_dir), Path(tokenizer_dir)
-        _require(tokenizer_dir / "vocab.txt", "the BiomedBERT word-piece vocabulary")
-        tokenizer = BertTokenizerFast(vocab_file=str(tokenizer_dir / "vocab.txt"), do_lower_case=True)
-        tokenizer.add_special_tokens({"additional_special_tokens": marker_tokens()})
+        tokenizer = load_vocabulary(tokenizer_dir)
         device = process_device()
-        ner = _load_module(SpanNER, model_dir / "run_entity", device)
-        relation = _load_module(RelationClassifier, model_dir / "run_relation", device)
+        ner = _load_module(SpanNER, model_dir / "run_entity", device, len(NER_LABELS), "ner_classifier.1.weight")
+        relation_dir = model_dir / "run_relation"
+        labels = _relation_labels(relation_dir)
+        relation = _load_module(RelationClassifier, relation_dir, device, len(labels), "classifier.weight")
+        extra = relation.bert.embeddings.word_embeddings.num_embeddings - len(tokenizer)
+        if extra not in (0, len(added_marker_tokens())):
+            raise ValueError(
+                f"{relation_dir}: the relation model has {extra} more tokens than {tokenizer_dir / 'vocab.txt'}; "
+                f"ReXKG's have 0 ([unusedN] markers) or {len(added_marker_tokens())} (--add_new_tokens)"
+            )
+        special = relation_dir / "special_tokens.json"
+        markers = MarkerTokens(json.loads(special.read_text()) if special.exists() else {}, added_tokens=extra > 0)
         logger.info("ReXKG neural backend loaded from %s on %s", model_dir, device)
-        return cls(ner, relation, tokenizer, device, batch_size)
+        return cls(ner, relation, tokenizer, device, batch_size, markers, labels)
 
     @staticmethod
     def _words(text: str, start: int, end: int) -> list[tuple[str, int, int]]:
@@ -239,24 +386,25 @@ class NeuralExtractor:
             labels += self.relation(ids, mask, subject, obj).argmax(-1).tolist()
         found = [[] for _ in sentences]
         for (n, a, b), label in zip(pairs, labels):
-            if label != 0:
-                found[n].append((a, b, RELATION_LABELS[label]))
+            if self.relation_labels[label] != "no_relation":
+                found[n].append((a, b, self.relation_labels[label]))
         return found
 
     def _marked(self, words, subject, obj) -> tuple[list[int], int, int]:
+        marker = {k: self.marker_id(v) for k, v in self.markers.pair(subject[2], obj[2]).items()}
         ids, subject_at, object_at = [self.tokenizer.cls_token_id], 0, 0
         for k, (word, _, _) in enumerate(words):
             if k == subject[0]:
                 subject_at = len(ids)
-                ids.append(self.marker_ids[f"<SUBJ_START={subject[2]}>"])
+                ids.append(marker["subject_start"])
             if k == obj[0]:
                 object_at = len(ids)
-                ids.append(self.marker_ids[f"<OBJ_START={obj[2]}>"])
+                ids.append(marker["object_start"])
             ids += self.tokenizer.encode(word, add_special_tokens=False) or [self.tokenizer.unk_token_id]
             if k == subject[1]:
-                ids.append(self.marker_ids[f"<SUBJ_END={subject[2]}>"])
+                ids.append(marker["subject_end"])
             if k == obj[1]:
-                ids.append(self.marker_ids[f"<OBJ_END={obj[2]}>"])
+                ids.append(marker["object_end"])
         return ids[:511] + [self.tokenizer.sep_token_id], min(subject_at, 510), min(object_at, 510)
 
     @torch.inference_mode()
@@ -285,27 +433,49 @@ class NeuralExtractor:
 
 
 def save_random_checkpoint(
-    model_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike, config=None, seed: int = 0
+    model_dir: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike,
+    config=None,
+    seed: int = 0,
+    added_tokens: bool = False,
 ) -> None:
-    """Write randomly initialised models and a small vocabulary in ReXKG's layout, for tests and benchmarks.
+    """Write randomly initialised models and a small vocabulary laid out as ReXKG's scripts write them, for tests and
+    benchmarks: a BERT-style `vocab.txt` (`[PAD]`, `[unused0..99]`, `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`, then
+    pieces and words); per folder `config.json` without `num_ner_labels`, `pytorch_model.bin` with transformers
+    4.x's `bert.embeddings.position_ids` buffer and the pooler, and `vocab.txt`; `run_relation/label_list.json` and
+    an empty `special_tokens.json` (saved before training filled it). `added_tokens` lays out a
+    `--add_new_tokens` relation model (52 more embedding rows).
 
     `config` is a `BertConfig` (default: a 2-layer, 32-wide BERT); its vocab size is set from the vocabulary.
     """
-    from transformers import BertConfig
+    from transformers import BertConfig, BertModel
 
     from rexkg.lexicon import ANATOMY, CONCEPTS, DEVICES, DISORDERS, PROCEDURES
 
     torch.manual_seed(seed)
     words = sorted(ANATOMY | CONCEPTS | DEVICES | DISORDERS | PROCEDURES)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz0123456789.,;:-()")
-    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + words
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(100)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += list("abcdefghijklmnopqrstuvwxyz0123456789.,;:-()/") + [
+        f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"
+    ]
+    vocab += ["there", "is", "a", "and", "in", "the", "of", "with"] + [w for w in words if " " not in w]
+    vocab = list(dict.fromkeys(vocab))
+    vocab_text = "\n".join(vocab) + "\n"
     tokenizer_dir, model_dir = Path(tokenizer_dir), Path(model_dir)
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
-    (tokenizer_dir / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    (tokenizer_dir / "vocab.txt").write_text(vocab_text)
     config = config or BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
-    config.vocab_size = len(dict.fromkeys(vocab))
-    for folder, cls, extra in (("run_entity", SpanNER, 0), ("run_relation", RelationClassifier, len(marker_tokens()))):
-        folder_config = BertConfig.from_dict({**config.to_dict(), "vocab_size": config.vocab_size + extra})
-        (model_dir / folder).mkdir(parents=True, exist_ok=True)
-        folder_config.save_pretrained(str(model_dir / folder))
-        torch.save(cls(folder_config).state_dict(), model_dir / folder / "pytorch_model.bin")
+    extra = len(added_marker_tokens()) if added_tokens else 0
+    for folder, cls, rows in (("run_entity", SpanNER, 0), ("run_relation", RelationClassifier, extra)):
+        folder_config = BertConfig.from_dict({**config.to_dict(), "vocab_size": len(vocab) + rows})
+        out = model_dir / folder
+        out.mkdir(parents=True, exist_ok=True)
+        folder_config.save_pretrained(str(out))
+        state = cls(folder_config).state_dict()
+        pooler = BertModel(folder_config, add_pooling_layer=True).pooler.state_dict()
+        state.update({f"bert.pooler.{k}": v for k, v in pooler.items()})
+        state["bert.embeddings.position_ids"] = torch.arange(folder_config.max_position_embeddings)[None]
+        torch.save(state, out / "pytorch_model.bin")
+        (out / "vocab.txt").write_text(vocab_text)
+    (model_dir / "run_relation" / "label_list.json").write_text(json.dumps(list(RELATION_LABELS)))
+    (model_dir / "run_relation" / "special_tokens.json").write_text("{}")
