@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rexkg.extractor import Extractor
+from rexkg.extractor import NEURAL_PIPELINES, Extractor
 from rexkg.files import InputError, atomic_write_json, read_jsonl
 from rexkg.gold import GoldFormatError, load_gold
 from rexkg.metrics import corpus_scores, typed_word_scores
@@ -60,7 +60,9 @@ def run_extract(args: argparse.Namespace) -> int:
     texts = read_texts(Path(args.input), args.field)
     if args.think:
         texts = [think_text(t) for t in texts]
-    extractor = Extractor(args.backend, args.model_dir, args.tokenizer_dir, batch_size=args.batch_size)
+    extractor = Extractor(
+        args.backend, args.model_dir, args.tokenizer_dir, batch_size=args.batch_size, pipeline=args.pipeline
+    )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
@@ -110,7 +112,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         items = load_gold(args.gold)
     except GoldFormatError as error:
         raise InputError(str(error)) from None
-    extractor = Extractor(args.backend, args.model_dir, args.tokenizer_dir, batch_size=args.batch_size)
+    extractor = Extractor(
+        args.backend, args.model_dir, args.tokenizer_dir, batch_size=args.batch_size, pipeline=args.pipeline
+    )
     graphs = extractor([item.text for item in items])
     predicted = [
         (
@@ -147,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     ext.add_argument("--think", action="store_true", help="extract from the <think> part of each text only")
     ext.add_argument("--model-dir", help="neural: folder with run_entity/ and run_relation/")
     ext.add_argument("--tokenizer-dir", help="neural: folder with the BiomedBERT vocab.txt")
+    ext.add_argument(
+        "--pipeline",
+        choices=NEURAL_PIPELINES,
+        default="rexkg",
+        help="neural: rexkg (ReXKG's inference scripts), chexpo (CheX-Phi4MM's wrapper), rexkg_fixed",
+    )
     ext.add_argument("--batch-size", type=int, default=64)
     met = sub.add_parser("metric", help="entity and relation P/R/F1 of predicted graphs against references")
     met.add_argument("--gt", required=True)
@@ -157,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--backend", choices=("rules", "neural"), default="rules")
     ev.add_argument("--model-dir", help="neural: folder with run_entity/ and run_relation/")
     ev.add_argument("--tokenizer-dir", help="neural: folder with the BiomedBERT vocab.txt")
+    ev.add_argument(
+        "--pipeline",
+        choices=NEURAL_PIPELINES,
+        default="rexkg",
+        help="neural: rexkg (ReXKG's inference scripts), chexpo (CheX-Phi4MM's wrapper), rexkg_fixed",
+    )
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--json", help="also write the scores to this JSON file")
     args = parser.parse_args(argv)

@@ -14,8 +14,9 @@ completions.jsonl columns:
 | `external_kg_f1`         | `KGF1`            | `utils.scoring.kg_reward.kg_f1`                  |
 
 The KG rewards read their extractor from the environment: `CHEX_KG_BACKEND` (`rules`, the default, or `neural`),
-and for `neural` `CHEX_REXKG_MODEL_DIR` / `CHEX_REXKG_TOKENIZER_DIR`. A misconfigured extractor fails when the
-trainer builds the reward, before any rollout.
+and for `neural` `CHEX_REXKG_MODEL_DIR` / `CHEX_REXKG_TOKENIZER_DIR` and `CHEX_KG_NEURAL_PIPELINE` (`chexpo`, the
+default: CheX-Phi4MM's wrapper, as the paper's reward ran; `rexkg`; `rexkg_fixed`). A misconfigured extractor fails
+when the trainer builds the reward, before any rollout.
 
 Sub-scores: after each call a reward's `last_metrics` maps a metric name to one value per completion; our trainer
 (`swift_patches/grpo_trainer.py`) reports their means as `rewards/<Class>/<metric>`.
@@ -96,7 +97,8 @@ class _KGReward(ORM):
         backend = os.environ.get("CHEX_KG_BACKEND", "rules")
         model_dir = os.environ.get("CHEX_REXKG_MODEL_DIR") or None
         tokenizer_dir = os.environ.get("CHEX_REXKG_TOKENIZER_DIR") or None
-        self.scorer = get_kg_scorer(backend, model_dir, tokenizer_dir)
+        pipeline = os.environ.get("CHEX_KG_NEURAL_PIPELINE", "chexpo")
+        self.scorer = get_kg_scorer(backend, model_dir, tokenizer_dir, pipeline)
         self.last_metrics: dict[str, list[float]] = {}
         logger.info("%s uses the %s KG extractor", self.registry_name, backend)
 

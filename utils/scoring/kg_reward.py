@@ -103,7 +103,13 @@ def kg_f1(details: dict[str, float]) -> float:
 
 
 @functools.lru_cache(maxsize=4)
-def get_kg_scorer(backend: str = "rules", model_dir: str | None = None, tokenizer_dir: str | None = None) -> KGScorer:
+def get_kg_scorer(
+    backend: str = "rules",
+    model_dir: str | None = None,
+    tokenizer_dir: str | None = None,
+    pipeline: str = "chexpo",
+) -> KGScorer:
     """The process-wide scorer for one extractor configuration (shared by the Jaccard and F1 rewards, so they share
-    the reference cache too)."""
-    return KGScorer(get_extractor(backend, model_dir, tokenizer_dir))
+    the reference cache too). `pipeline` applies to the neural backend; the reward's default is `chexpo`,
+    CheX-Phi4MM's wrapper, the one the paper's reward ran."""
+    return KGScorer(get_extractor(backend, model_dir, tokenizer_dir, pipeline if backend == "neural" else "rexkg"))
