@@ -48,7 +48,8 @@ NODE_RANK="${NODE_RANK:-0}"
 MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="${MASTER_PORT:-29500}"
 DATALOADER_WORKERS="${DATALOADER_WORKERS:-4}"
-DATASET_NUM_PROC="${DATASET_NUM_PROC:-4}"
+DATASET_NUM_PROC="${DATASET_NUM_PROC:-4}"             # also the processes of the pre-flight image check
+SKIP_BAD_ROWS="${SKIP_BAD_ROWS:-0}"                  # 1: train on the rows that pass the pre-flight check
 REPORT_TO="${REPORT_TO:-none}"
 SEED="${SEED:-42}"
 RESUME="${RESUME:-0}"
@@ -101,9 +102,14 @@ if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
              MASTER_PORT="$MASTER_PORT")
 fi
 
+# Pre-flight: every row's fields and every image decoded in full (tools/validate_data.py) before any model loads.
+# SKIP_BAD_ROWS=1 trains on the good rows, written next to the run with the list of skipped ones.
+train_dataset="$DATASET"
+[ "$SKIP_BAD_ROWS" = 1 ] && train_dataset="$OUTPUT_DIR/dataset_checked.jsonl"
+
 cmd=("$SWIFT" rlhf --rlhf_type grpo
   --model "$MODEL_PATH" --model_type phi4_mm_native --external_plugins "$HERE/plugin.py"
-  --dataset "$DATASET" --output_dir "$OUTPUT_DIR" --add_version false
+  --dataset "$train_dataset" --output_dir "$OUTPUT_DIR" --add_version false
   --tuner_type "$TUNER_TYPE" --torch_dtype "$TORCH_DTYPE" --attn_impl "$ATTN_IMPL"
   --reward_funcs "${reward_funcs[@]}" "${weights[@]}"
   --learning_rate "$LR" --num_generations "$NUM_GENERATIONS" --beta "$BETA" --epsilon "$EPSILON"
@@ -123,10 +129,17 @@ printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
 [ -d "$MODEL_PATH" ] || die "MODEL_PATH=$MODEL_PATH: no such checkpoint folder (convert one with tools/convert_phi4mm_checkpoint.py)"
 [ -f "$DATASET" ] || die "DATASET=$DATASET: no such file (build it with tools/sample_data.py)"
 mkdir -p "$LOG_DIR" "$OUTPUT_DIR"
+preflight=("$PYTHON" "$HERE/tools/validate_data.py" "$DATASET" --kind grpo --base-dir "$HERE" --workers "$DATASET_NUM_PROC")
+if [ "$SKIP_BAD_ROWS" = 1 ]; then
+  preflight+=(--good-output "$train_dataset" --skipped-output "$OUTPUT_DIR/skipped_rows.jsonl")
+fi
+echo "train.sh: pre-flight check of $DATASET"
+"${preflight[@]}" || die "pre-flight check of $DATASET failed: every bad row is listed above (SKIP_BAD_ROWS=1 trains on the good ones)"
+[ "$SKIP_BAD_ROWS" = 1 ] && echo "train.sh: SKIP_BAD_ROWS=1: training on $train_dataset; skipped rows in $OUTPUT_DIR/skipped_rows.jsonl"
 truncation=()
 [ "$ALLOW_TRUNCATION" = 1 ] && truncation=(--allow-truncation)
 # Every prompt against MAX_LENGTH at DYNAMIC_HD crops before any compute is spent; the figures stay with the run.
-"$PYTHON" "$HERE/tools/check_prompt_length.py" --model "$MODEL_PATH" --dataset "$DATASET" --max_length "$MAX_LENGTH" \
+"$PYTHON" "$HERE/tools/check_prompt_length.py" --model "$MODEL_PATH" --dataset "$train_dataset" --max_length "$MAX_LENGTH" \
   --dynamic_hd "$DYNAMIC_HD" --report "$OUTPUT_DIR/prompt_lengths.json" "${truncation[@]}" 2>&1 \
   | grep -E "^(check_prompt_length|error):" || die "prompt-length check failed (see above)"
 log="$LOG_DIR/train_${RUN_NAME}_$(date +%Y%m%d_%H%M%S).log"

@@ -1,6 +1,9 @@
 """Evaluation speed on CPU with the tiny model, 64 samples of the synthetic test splits, greedy decoding.
 
-    .venv/bin/python bench/eval_bench.py [--max-new-tokens 64] [--threads 2]
+    .venv/bin/python bench/eval_bench.py [--max-new-tokens 64] [--threads 2] [--model DIR --data-root DIR]
+
+Without `--model` / `--data-root` it builds the tiny model and synthetic data as `make demo` does, in a temporary
+folder (a fresh clone has neither).
 
 - batched: our evaluation core (`utils.evaluation.engine.generate`), batch 16, against a one-sample-at-a-time loop like
   the original's (the same engine and template, one request per `generate` call), in the same process. Reports the
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,11 +38,26 @@ def _timed(fn):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(REPO / "checkpoints" / "tiny-phi4mm"))
-    parser.add_argument("--data-root", default=str(REPO / "data" / "MIMIC-VQA-CoT"))
+    parser.add_argument("--model", help="checkpoint (default: a tiny model built here, as make demo builds it)")
+    parser.add_argument("--data-root", help="MIMIC-VQA-CoT tree (default: synthetic data built here, as make demo)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        # A fresh clone has neither: build them as `make demo` does (seconds), unless given.
+        if args.model is None:
+            from tools.make_tiny_model import build
+
+            args.model = str(build(Path(work) / "tiny-phi4mm", seed=0))
+        if args.data_root is None:
+            from tools.make_demo_data import generate
+
+            args.data_root = str(Path(work) / "MIMIC-VQA-CoT")
+            generate(Path(args.data_root), seed=0, test_size=64, pool_size=16, image_size=112)
+        return run(args)
+
+
+def run(args) -> int:
     torch.set_num_threads(args.threads)
     from swift.utils import import_external_file
 

@@ -204,6 +204,10 @@ def _images_key(images: list, settings: tuple) -> bytes | None:
     return digest.digest()
 
 
+class ImageReadError(ValueError):
+    """An image of a row could not be read while encoding it (the message names the file and the row)."""
+
+
 class Phi4MMNativeTemplate(Template):
     """Image-only template: one `<image>` tag becomes that image's run of image placeholder tokens."""
 
@@ -225,6 +229,26 @@ class Phi4MMNativeTemplate(Template):
                 "Remove audio/video from the dataset row or use a model type that supports it."
             )
         return [[-100]]
+
+    @staticmethod
+    def _load_image(image, load_images: bool):
+        try:
+            return Template._load_image(image, load_images)
+        except Exception as error:  # PIL raises many types for a corrupt file
+            path = image.get("path") if isinstance(image, dict) else image
+            shown = path if isinstance(path, str) else type(image).__name__
+            raise ImageReadError(f"image {shown}: {type(error).__name__}: {error}") from error
+
+    def _preprocess_inputs(self, inputs) -> None:
+        # The pre-flight check decodes every image; one that fails now changed since. Name the row, not just PIL.
+        try:
+            super()._preprocess_inputs(inputs)
+        except ImageReadError as error:
+            row = {k: inputs.extra_kwargs.get(k) for k in ("idx", "subject_id", "study_id")}
+            raise ImageReadError(
+                f"training row {row} (the GRPO set's idx, subject_id, study_id): {error}. The file changed after "
+                "train.sh's pre-flight check; check the set again with tools/validate_data.py"
+            ) from error.__cause__
 
     def _encode(self, inputs) -> dict[str, Any]:
         if getattr(inputs, "audios", None):

@@ -381,10 +381,10 @@ def _grpo_row(image: str) -> dict:
         (
             "grpo",
             [_grpo_row("IMG"), {**_grpo_row("IMG"), "messages": [{"role": "user", "content": "Q?"}]}],
-            "index 1: field 'messages': the user turn has 0 <image> placeholders for 1 images",
+            "line 2: field 'messages': the user turn has 0 <image> placeholders for 1 images",
         ),
-        ("grpo", [{**_grpo_row("IMG"), "solution": None}], "index 0: field 'solution'"),
-        ("grpo", [_grpo_row("missing.png")], "index 0: field 'images': image not found"),
+        ("grpo", [{**_grpo_row("IMG"), "solution": None}], "line 1: field 'solution'"),  # JSON lines: line numbers
+        ("grpo", [_grpo_row("missing.png")], "line 1: field 'images': image not found"),
     ],
 )
 def test_validator_reports_each_defect_with_index_and_field(kind, content, expected, demo_data, tmp_path):
