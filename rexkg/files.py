@@ -20,8 +20,29 @@ class InputError(ValueError):
     """Bad user input: the message names the file, the line or index, and the field. Scripts exit with code 2."""
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (`/proc/self/status`)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (the only portable way to read it)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike) -> None:
+    """Give a file the mode a plain `open()` would have: 0o666 less the umask. Temporary-file writers (ours,
+    safetensors') create 0o600 files, which colleagues on a shared cluster cannot read."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and an atomic rename.
+    """Write `text` to `path` through a temporary file in the same folder and an atomic rename; the file gets the
+    mode a plain `open()` would give it (the umask applies).
 
     >>> import tempfile, pathlib; p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
     >>> atomic_write_text(p, "x"); p.read_text()
@@ -35,6 +56,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        apply_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -44,6 +44,7 @@ from swift_patches import vision_attention
 from swift_patches.image_processor import image_token_counts, load_image_processor
 from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, PROMPT_FORMATS, VLLM_UNSUPPORTED
 from utils.env import env_flag, env_int
+from utils.io import apply_umask
 from utils.log import get_logger
 
 logger = get_logger("phi4mm")
@@ -86,6 +87,12 @@ def save_native_layout(model, save_directory, state_dict=None, **kwargs) -> None
         cls.save_pretrained(model, save_directory, state_dict=base_state, save_original_format=False, **kwargs)
     finally:
         model._hf_peft_config_loaded = True
+    # safetensors 0.8 writes its files 0600 whatever the umask; give them the mode the rest of the folder has.
+    for weights in (
+        *Path(save_directory).glob("*.safetensors"),
+        *Path(save_directory, VISION_LORA_DIR).glob("*.safetensors"),
+    ):
+        apply_umask(weights)
 
 
 def _checkpoint_tensors(folder: Path, single: str, index: str) -> dict[str, torch.Tensor]:

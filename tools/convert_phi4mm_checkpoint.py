@@ -33,7 +33,7 @@ from utils.checkpoints.phi4mm import (  # noqa: E402
     convert_config,
     native_processor_files,
 )
-from utils.io import InputError, read_json  # noqa: E402
+from utils.io import InputError, apply_umask, read_json  # noqa: E402
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -171,6 +171,8 @@ def convert(source: Path, output: Path) -> dict:
     )
     for name, content in files.items():
         (staging / name).write_text(json.dumps(content, indent=2) + "\n")
+    for weights in staging.rglob("*.safetensors"):  # safetensors writes 0600 whatever the umask
+        apply_umask(weights)
     shutil.rmtree(output, ignore_errors=True)
     staging.rename(output)
     return {"base": len(base), **{f"{name}-lora": len(t) for name, t in adapters.items()}}

@@ -30,6 +30,7 @@ from utils.checkpoints.phi4mm import (  # noqa: E402
     native_processor_files,
 )
 from utils.data.synthetic_cxr import corpus  # noqa: E402
+from utils.io import apply_umask  # noqa: E402
 
 logger = logging.getLogger("make_tiny_model")
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-phi4mm"
@@ -165,6 +166,8 @@ def build(output: Path, seed: int, vocab_size: int = 1200, lora_rank: int = 4) -
     for name, content in native_processor_files(CROP_SIZE, PATCH_SIZE).items():
         (staging / name).write_text(json.dumps(content, indent=2) + "\n")
     add_vision_lora(model, staging, lora_rank)
+    for weights in staging.rglob("*.safetensors"):  # safetensors writes 0600 whatever the umask
+        apply_umask(weights)
     shutil.rmtree(output, ignore_errors=True)
     staging.rename(output)
     return output

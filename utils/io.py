@@ -9,10 +9,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rexkg.files import InputError, atomic_write_json, atomic_write_text, read_jsonl
+from rexkg.files import InputError, apply_umask, atomic_write_json, atomic_write_text, read_jsonl
 
 __all__ = [
     "InputError",
+    "apply_umask",
     "atomic_save_figure",
     "atomic_write_json",
     "atomic_write_jsonl",
