@@ -129,6 +129,24 @@ printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
 [ -d "$MODEL_PATH" ] || die "MODEL_PATH=$MODEL_PATH: no such checkpoint folder (convert one with tools/convert_phi4mm_checkpoint.py)"
 [ -f "$DATASET" ] || die "DATASET=$DATASET: no such file (build it with tools/sample_data.py)"
 mkdir -p "$LOG_DIR" "$OUTPUT_DIR"
+# One writer per run folder. fd 9 holds an exclusive lock that every child inherits, so it is released only when
+# the last process of this job exits: a second train.sh on the folder refuses, also while an orphan still writes.
+exec 9>>"$OUTPUT_DIR/.train.lock"
+if ! flock -n 9; then
+  die "OUTPUT_DIR=$OUTPUT_DIR is being written by another training job ($(cat "$OUTPUT_DIR/.train.pid" 2>/dev/null \
+|| echo 'holder unknown')); stop it, or choose another OUTPUT_DIR"
+fi
+echo "train.sh pid $$ (process group $(ps -o pgid= $$ | tr -d ' ')), started $(date -Is)" > "$OUTPUT_DIR/.train.pid"
+# Under train_loop.sh (CHEX_SUPERVISOR_PID, in a process group of its own): if the sweep dies, even by kill -9,
+# this job's whole process group goes with it within a second.
+if [ -n "${CHEX_SUPERVISOR_PID:-}" ]; then
+  group="$(ps -o pgid= $$ | tr -d ' ')"
+  ( while kill -0 "$CHEX_SUPERVISOR_PID" 2>/dev/null; do sleep 1; done
+    echo "train.sh: the sweep (pid $CHEX_SUPERVISOR_PID) is gone: stopping this job" >&2
+    kill -KILL -- "-$group" ) 9>&- &
+  watchdog=$!
+  trap 'kill "$watchdog" 2>/dev/null || true' EXIT
+fi
 preflight=("$PYTHON" "$HERE/tools/validate_data.py" "$DATASET" --kind grpo --base-dir "$HERE" --workers "$DATASET_NUM_PROC")
 if [ "$SKIP_BAD_ROWS" = 1 ]; then
   preflight+=(--good-output "$train_dataset" --skipped-output "$OUTPUT_DIR/skipped_rows.jsonl")

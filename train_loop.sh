@@ -49,8 +49,18 @@ for type in $SAMPLE_TYPES; do
           resume=0
           compgen -G "$out/checkpoint-*" >/dev/null && resume=1
           echo "== $name$([ "$resume" = 1 ] && echo ": resuming")"
-          if RUN_NAME="$name" DATASET="$DATA_ROOT/annotations/$type/$size.jsonl" OUTPUT_DIR="$out" LR="$lr" \
-               NUM_GENERATIONS="$gens" BETA="$beta" RESUME="$resume" "$HERE/train.sh" "$@"; then
+          # Each job runs in a process group of its own that dies with the sweep: a signal to the sweep is
+          # passed on to the group, and train.sh's watchdog kills the group if the sweep dies by kill -9.
+          RUN_NAME="$name" DATASET="$DATA_ROOT/annotations/$type/$size.jsonl" OUTPUT_DIR="$out" LR="$lr" \
+            NUM_GENERATIONS="$gens" BETA="$beta" RESUME="$resume" CHEX_SUPERVISOR_PID="$$" \
+            setsid "$HERE/train.sh" "$@" &
+          job=$!
+          trap 'kill -TERM -- "-$job" 2>/dev/null; wait "$job"; exit 143' TERM
+          trap 'kill -INT -- "-$job" 2>/dev/null; wait "$job"; exit 130' INT
+          status=0
+          wait "$job" || status=$?
+          trap - TERM INT
+          if [ "$status" = 0 ]; then
             if [ "$DRY_RUN" = 1 ]; then
               summary+=("$name=planned=$out")
             else

@@ -168,6 +168,70 @@ def test_prompts_longer_than_max_length_stop_the_run_with_the_numbers(tiny_model
     assert check(args) == 2 and check([*args, "--allow-truncation"]) == 0  # ALLOW_TRUNCATION=1 only reports
 
 
+def _processes_writing(run_dir: Path, within: float) -> list[str]:
+    """Command lines of live processes that name `run_dir`, after waiting up to `within` seconds for them to go."""
+    deadline = time.time() + within
+    while True:
+        alive = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(run_dir) in cmdline and proc.name != str(os.getpid()):
+                alive.append(f"{proc.name}: {cmdline[:160]}")
+        if not alive or time.time() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def _start_sweep(env: dict) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if k not in ("NPROC_PER_NODE", "NNODES", "DEEPSPEED", "RESUME")}
+    return subprocess.Popen(
+        ["bash", str(REPO / "train_loop.sh")],
+        env={**clean, **env},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_kill_9_of_the_sweep_kills_its_training_and_one_writer_is_enforced(tiny_model, sampled_root, tmp_path):
+    env = {
+        **_tiny_env(tiny_model, tmp_path),
+        "DATA_ROOT": str(sampled_root),
+        "SAMPLE_TYPES": "uniform",
+        "DATASET_SIZES": "12",
+        "OUTPUT_ROOT": str(tmp_path / "sweep"),
+        "MAX_STEPS": "500",
+        "SAVE_STEPS": "1000",
+    }
+    run_dir = tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
+    sweep = _start_sweep(env)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run_dir / "logging.jsonl").is_file():
+        time.sleep(0.1)
+    assert (run_dir / "logging.jsonl").is_file(), "training never started"
+    # A second trainer on the same folder refuses, naming the holder.
+    second = _run(
+        "train.sh",
+        {
+            **_tiny_env(tiny_model, tmp_path),
+            "DATASET": str(sampled_root / "annotations" / "uniform" / "12.jsonl"),
+            "OUTPUT_DIR": str(run_dir),
+        },
+        timeout=120,
+    )
+    assert second.returncode == 2 and "being written by another training job (train.sh pid" in second.stderr
+    assert not list(run_dir.glob("checkpoint-*"))
+    sweep.kill()  # kill -9 of the sweep's own process, as a user or a scheduler does
+    sweep.wait()
+    assert _processes_writing(run_dir, within=15) == []  # train.sh, swift and the trainer went with it
+    rows = len((run_dir / "logging.jsonl").read_text().splitlines())
+    time.sleep(2)
+    assert len((run_dir / "logging.jsonl").read_text().splitlines()) == rows  # nothing writes any more
+
+
 def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
     env = {
         **_tiny_env(tiny_model, tmp_path),
@@ -178,14 +242,7 @@ def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
         "MAX_STEPS": "6",
     }
     run_dir = tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
-    clean = {k: v for k, v in os.environ.items() if k not in ("NPROC_PER_NODE", "NNODES", "DEEPSPEED", "RESUME")}
-    process = subprocess.Popen(
-        ["bash", str(REPO / "train_loop.sh")],
-        env={**clean, **env},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = _start_sweep(env)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if (run_dir / "checkpoint-1" / "trainer_state.json").is_file():  # the trainer writes it last
@@ -194,6 +251,7 @@ def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
         time.sleep(0.05)
     process.wait()
     assert process.returncode == -signal.SIGKILL and not (run_dir / ".done").exists()  # really killed mid-run
+    assert _processes_writing(run_dir, within=15) == []  # the job died with the sweep
     resumed = _run("train_loop.sh", env, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert ": resuming" in resumed.stdout and "--resume_from_checkpoint" in resumed.stdout
