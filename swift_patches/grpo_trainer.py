@@ -30,6 +30,7 @@ ms-swift renames them, and a test pins their signatures.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections import deque
 from pathlib import Path
@@ -45,6 +46,7 @@ from utils.env import env_float
 from utils.io import atomic_write_json
 from utils.log import get_logger
 from utils.tokens import token_bytes, token_text
+from utils.training_logs import set_aside_after
 
 logger = get_logger("grpo_trainer")
 
@@ -119,11 +121,22 @@ class CheXGRPOTrainer(GRPOTrainer):
         self.freeze_report = freeze_non_vision(self.model, freeze) if freeze.enabled else None
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        self._set_aside_abandoned_logs(resume_from_checkpoint)
         model = self.model if model is None else model
         if not (Path(resume_from_checkpoint) / VISION_LORA_DIR).is_dir():
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         loaded = load_native_layout(getattr(model, "module", model), resume_from_checkpoint)  # DDP wraps it
         logger.info("resumed %d tensors (base weights and vision LoRA) from %s", loaded, resume_from_checkpoint)
+
+    def _set_aside_abandoned_logs(self, checkpoint: str) -> None:
+        """What the interrupted run logged after this checkpoint goes to `*.abandoned.jsonl` (rank 0 only)."""
+        state = Path(checkpoint) / "trainer_state.json"
+        if not self.is_world_process_zero() or not state.is_file():
+            return
+        step = int(json.loads(state.read_text())["global_step"])
+        moved = set_aside_after(self.args.output_dir, step)
+        if moved:
+            logger.info("resuming at step %d: set aside what the interrupted run logged after it: %s", step, moved)
 
     def _save(self, output_dir=None, state_dict=None) -> None:
         super()._save(output_dir, state_dict)

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.grpo_helpers import grpo_arguments, write_grpo_rows
+from utils.training_logs import read_training_log, row_step
 
 
 def _checkpoint_tensors(checkpoint) -> dict[str, torch.Tensor]:
@@ -65,8 +66,13 @@ def test_resume_restores_trained_weights_and_ends_like_an_uninterrupted_run(
     isolated_environment.setenv("FREEZE_NON_VISION_PARAMS", "0")  # everything trains: base weights and LoRA
     rlhf_main(_arguments(tiny_model, rows, tmp_path / "full", swift_plugin))
     interrupted = tmp_path / "interrupted"
-    # What a run killed after its second step leaves: checkpoint-2 (written by the same deterministic run).
+    # What a run killed after its fourth step but before checkpoint-4 leaves: checkpoint-2 and logs of steps 1-4
+    # (written by the same deterministic run).
     shutil.copytree(tmp_path / "full" / "checkpoint-2", interrupted / "checkpoint-2")
+    for log in ("logging.jsonl", "completions.jsonl"):
+        shutil.copy(tmp_path / "full" / log, interrupted / log)
+    killed_log = read_training_log(interrupted / "logging.jsonl")
+    killed_rows = killed_log[next(i for i, r in enumerate(killed_log) if row_step(r) == 3) :]  # steps 3-4 and summary
 
     after_load = {}
     original = CheXGRPOTrainer._load_from_checkpoint
@@ -97,3 +103,12 @@ def test_resume_restores_trained_weights_and_ends_like_an_uninterrupted_run(
     )
     different = [key for key in final if not torch.equal(final[key], uninterrupted[key])]
     assert different == []
+
+    # One history in the logs: row for row the steps of the uninterrupted run (whose completions.jsonl itself holds
+    # two batches at the last step), the killed run's rows past checkpoint-2 set aside, not deleted.
+    for log in ("logging.jsonl", "completions.jsonl"):
+        resumed_steps = [row_step(r) for r in read_training_log(interrupted / log)]
+        assert resumed_steps == [row_step(r) for r in read_training_log(tmp_path / "full" / log)], log
+    abandoned = read_training_log(interrupted / "logging.abandoned.jsonl")
+    assert abandoned == killed_rows
+    assert [row_step(r) for r in read_training_log(interrupted / "completions.abandoned.jsonl")] == [3, 4, 4]
