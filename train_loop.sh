@@ -32,6 +32,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   exit 2
 fi
 
+# The plan: every run's real row count. A set drawn with --allow-short can hold fewer rows than its file name says;
+# such a run is marked here and in the final table, never trained silently under the bigger name.
+echo "train_loop.sh: the sweep's datasets:"
+for type in $SAMPLE_TYPES; do
+  for size in $DATASET_SIZES; do
+    dataset="$DATA_ROOT/annotations/$type/$size.jsonl"
+    rows="$(grep -c . "$dataset" || true)"
+    mark=""; [ "$rows" -lt "$size" ] && mark="  SHORT: $rows of $size rows (drawn with --allow-short)"
+    echo "  $type/$size.jsonl: $rows rows$mark"
+  done
+done
+
 summary=()
 failed=0
 for type in $SAMPLE_TYPES; do
@@ -43,7 +55,7 @@ for type in $SAMPLE_TYPES; do
           out="$OUTPUT_ROOT/$name"
           if [ -f "$out/.done" ]; then
             echo "== $name: finished earlier, skipped"
-            summary+=("$name=done (earlier)=$out")
+            summary+=("$name=done (earlier)=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
             continue
           fi
           resume=0
@@ -62,14 +74,14 @@ for type in $SAMPLE_TYPES; do
           trap - TERM INT
           if [ "$status" = 0 ]; then
             if [ "$DRY_RUN" = 1 ]; then
-              summary+=("$name=planned=$out")
+              summary+=("$name=planned=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
             else
               touch "$out/.done"
-              summary+=("$name=done=$out")
+              summary+=("$name=done=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
             fi
           else
             failed=$((failed + 1))
-            summary+=("$name=FAILED=$out")
+            summary+=("$name=FAILED=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
           fi
         done
       done

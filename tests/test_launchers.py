@@ -294,3 +294,24 @@ def test_recipe_defaults_leave_at_least_four_checkpoints_on_eight_gpus():
     # The LoRA sizes microsoft published for Phi-4-multimodal: vision ~370M, speech ~460M parameters.
     counts = parameter_counts()
     assert abs(counts["vision_lora"] / 370e6 - 1) < 0.02 and abs(counts["speech_lora"] / 460e6 - 1) < 0.02
+
+
+def test_a_short_set_is_marked_in_the_sweep_plan_and_table(sampled_root, tmp_path):
+    """A set drawn with --allow-short holds fewer rows than its name says: the sweep shows the real count."""
+    sets = sampled_root / "annotations" / "uniform"
+    rows = len((sets / "12.jsonl").read_text().splitlines())
+    (sets / "1000.jsonl").write_text((sets / "12.jsonl").read_text())  # what --allow-short writes for 1000
+    env = {
+        "DATA_ROOT": str(sampled_root),
+        "SAMPLE_TYPES": "uniform",
+        "DATASET_SIZES": "12 1000",
+        "DRY_RUN": "1",
+        "OUTPUT_ROOT": str(tmp_path / "sweep"),
+    }
+    completed = _run("train_loop.sh", env, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert f"uniform/12.jsonl: {rows} rows\n" in completed.stdout
+    assert f"uniform/1000.jsonl: {rows} rows  SHORT: {rows} of 1000 rows" in completed.stdout
+    table = {line.split()[0]: line for line in completed.stdout.splitlines() if line.startswith("uniform_")}
+    assert f" {rows} of 1000 SHORT " in table["uniform_1000_lr4e-6_g8_beta0.5"]
+    assert "SHORT" not in table["uniform_12_lr4e-6_g8_beta0.5"]

@@ -1,6 +1,8 @@
-"""The end-of-sweep table of train_loop.sh: run, status, last mean of each reward, output directory.
+"""The end-of-sweep table of train_loop.sh: run, status, rows trained on, last mean of each reward, output directory.
 
-python tools/sweep_summary.py RUN_NAME=STATUS=OUTPUT_DIR ...
+python tools/sweep_summary.py RUN_NAME=STATUS=OUTPUT_DIR=ROWS=SIZE ...
+
+A run whose set holds fewer rows than its size names (drawn with `--allow-short`) is marked SHORT.
 """
 
 from __future__ import annotations
@@ -23,22 +25,41 @@ def last_reward_means(run_dir: str | Path) -> dict[str, float]:
     return reward_means(step_metrics(read_training_log(path)), -1) if path.is_file() else {}
 
 
-def table(runs: list[tuple[str, str, str]]) -> str:
-    """Rows (run, status, output dir) formatted with one column per reward seen in any run."""
-    means = {name: last_reward_means(out) for name, _, out in runs}
+def rows_cell(rows: int, size: int) -> str:
+    """The row count of a run's set, marked when it is short of the size its name says.
+
+    >>> rows_cell(1000, 1000), rows_cell(34, 1000)
+    ('1000', '34 of 1000 SHORT')
+    """
+    return str(rows) if rows >= size else f"{rows} of {size} SHORT"
+
+
+def table(runs: list[tuple[str, str, str, int, int]]) -> str:
+    """Rows (run, status, output dir, rows, size) formatted with one column per reward seen in any run."""
+    means = {name: last_reward_means(out) for name, _, out, _, _ in runs}
     rewards = sorted({r for m in means.values() for r in m})
-    header = ["run", "status", *rewards, "output"]
+    header = ["run", "status", "rows", *rewards, "output"]
     rows = [
-        [name, status, *(f"{means[name][r]:.4f}" if r in means[name] else "-" for r in rewards), out]
-        for name, status, out in runs
+        [
+            name,
+            status,
+            rows_cell(n, size),
+            *(f"{means[name][r]:.4f}" if r in means[name] else "-" for r in rewards),
+            out,
+        ]
+        for name, status, out, n, size in runs
     ]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
 
 
 def main(argv: list[str]) -> int:
-    runs = [tuple(arg.split("=", 2)) for arg in argv]
-    print(table([r for r in runs if len(r) == 3]))
+    runs = []
+    for arg in argv:
+        name, status, rest = arg.split("=", 2)
+        out, rows, size = rest.rsplit("=", 2)
+        runs.append((name, status, out, int(rows), int(size)))
+    print(table(runs))
     return 0
 
 
