@@ -37,6 +37,10 @@ NODE_RANK="${NODE_RANK:-0}"
 MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="${MASTER_PORT:-29511}"
 DRY_RUN="${DRY_RUN:-0}"
+# Every knob's type and range, before anything runs (utils/knobs.py).
+# shellcheck source=tools/knobs.sh
+source "$HERE/tools/knobs.sh"
+check_knobs evaluate
 
 launcher=("$PYTHON")
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then

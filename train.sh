@@ -60,6 +60,10 @@ SWIFT="${SWIFT:-$( [ -x "$HERE/.venv/bin/swift" ] && echo "$HERE/.venv/bin/swift
 [ "${1:-}" = "--" ] && shift
 
 die() { echo "train.sh: $*" >&2; exit 2; }
+# Every knob's type and range, before anything is planned or written (utils/knobs.py).
+# shellcheck source=tools/knobs.sh
+source "$HERE/tools/knobs.sh"
+check_knobs train
 
 # Precision: one policy with evaluation (utils/precision.py): bf16 + flash-attention where CUDA and flash-attn exist,
 # bf16 + sdpa on CUDA without flash-attn, float32 + sdpa on CPU.

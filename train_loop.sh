@@ -18,6 +18,10 @@ OUTPUT_ROOT="${OUTPUT_ROOT:-$HERE/output/sweep}"
 DRY_RUN="${DRY_RUN:-0}"
 PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
 export DATA_ROOT DRY_RUN
+# Every knob's type and range (the sweep axes and what it passes to train.sh), before the plan (utils/knobs.py).
+# shellcheck source=tools/knobs.sh
+source "$HERE/tools/knobs.sh"
+check_knobs train_loop
 
 missing=()
 for type in $SAMPLE_TYPES; do

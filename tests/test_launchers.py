@@ -315,3 +315,48 @@ def test_a_short_set_is_marked_in_the_sweep_plan_and_table(sampled_root, tmp_pat
     table = {line.split()[0]: line for line in completed.stdout.splitlines() if line.startswith("uniform_")}
     assert f" {rows} of 1000 SHORT " in table["uniform_1000_lr4e-6_g8_beta0.5"]
     assert "SHORT" not in table["uniform_12_lr4e-6_g8_beta0.5"]
+
+
+@pytest.mark.parametrize(
+    ("script", "knob", "value", "allowed"),
+    [
+        ("train.sh", "NUM_GENERATIONS", "0", "an integer >= 2"),
+        ("train.sh", "LR", "abc", "a number > 0"),
+        ("train.sh", "DYNAMIC_HD", "-1", "an integer >= 1"),
+        ("train.sh", "DYNAMIC_SAMPLE", "yes", "one of true, false"),
+        ("train.sh", "NODE_RANK", "1", "below NNODES=1"),
+        ("train_loop.sh", "DATASET_SIZES", "1000 lots", "each an integer >= 1"),
+        ("train_loop.sh", "NUM_GENERATIONS", "8 1", "each an integer >= 2"),
+        ("evaluate.sh", "BATCH_SIZE", "0", "an integer >= 1"),
+        ("evaluate.sh", "PROMPT_FORMAT", "paper", "one of sft, original"),
+    ],
+)
+@pytest.mark.parametrize("dry_run", ["0", "1"])
+def test_a_bad_knob_stops_in_a_second_with_one_line_and_nothing_written(
+    script, knob, value, allowed, dry_run, tmp_path
+):
+    out = tmp_path / "out"
+    env = {knob: value, "DRY_RUN": dry_run, "OUTPUT_DIR": str(out), "OUTPUT_ROOT": str(out), "LOG_DIR": str(out)}
+    started = time.monotonic()
+    completed = _run(script, env, timeout=60)
+    assert completed.returncode == 2
+    assert time.monotonic() - started < 10
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: {knob}={value}: ") and allowed in lines[0]
+    assert completed.stdout == "" and not out.exists()
+
+
+def test_evaluate_py_checks_its_options_with_the_same_rules(tmp_path):
+    import sys
+
+    for args, message in (
+        (["--dynamic_hd", "-1"], "--dynamic_hd: -1: must be an integer >= 1"),
+        (["--batch_size", "0"], "--batch_size: 0: must be an integer >= 1"),
+    ):
+        completed = subprocess.run(
+            [sys.executable, str(REPO / "evaluate.py"), "--model_path", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert completed.returncode == 2 and message in completed.stderr

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from utils.checkpoints.phi4mm import PROMPT_FORMATS
 from utils.data.annotations import load_annotations
-from utils.env import env_int
 from utils.evaluation.identity import FINGERPRINT_FILE, evaluation_fingerprint, fingerprint_differences
 from utils.evaluation.report import render_report
 from utils.evaluation.results import (
@@ -42,6 +41,7 @@ from utils.evaluation.results import (
     summarize,
 )
 from utils.io import InputError, atomic_write_json, atomic_write_text, read_json
+from utils.knobs import argparse_type
 from utils.log import get_logger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,12 +66,14 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
     parser.add_argument("--img_root", help="image folder (default: <data_root>/images)")
     default_out = "eval_token_prob" if token_probs else "eval"
     parser.add_argument("--output_dir", default=str(REPO / "output" / default_out))
-    parser.add_argument("--batch_size", type=int, default=16, help="requests per generate call (per rank)")
-    parser.add_argument("--max_new_tokens", type=int, default=256)
+    parser.add_argument(
+        "--batch_size", type=argparse_type("BATCH_SIZE"), default=16, help="requests per generate call (per rank)"
+    )
+    parser.add_argument("--max_new_tokens", type=argparse_type("MAX_NEW_TOKENS"), default=256)
     parser.add_argument(
         "--dynamic_hd",
-        type=int,
-        default=env_int("DYNAMIC_HD", 4),
+        type=argparse_type("DYNAMIC_HD"),
+        default=os.environ.get("DYNAMIC_HD", "4"),  # a string, so that argparse checks it like a typed value
         help="max image crops (default: $DYNAMIC_HD, else 4, the paper's evaluation setting)",
     )
     parser.add_argument(
@@ -89,10 +91,14 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
     parser.add_argument("--use_flash_attention", action="store_true", help="same as --attn_impl flash_attention_2")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--strict", action="store_true", help="a missing or unreadable image stops the run")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N items of each split")
+    parser.add_argument("--limit", type=argparse_type("LIMIT"), help="evaluate only the first N items of each split")
     if token_probs:
-        parser.add_argument("--top_k", type=int, default=5, help="alternatives kept per token (0: none)")
-        parser.add_argument("--low_prob", type=float, default=0.5, help="report: outline tokens below this p")
+        parser.add_argument(
+            "--top_k", type=argparse_type("TOP_K"), default=5, help="alternatives kept per token (0: none)"
+        )
+        parser.add_argument(
+            "--low_prob", type=argparse_type("LOW_PROB"), default=0.5, help="report: outline tokens below this p"
+        )
     return parser
 
 
