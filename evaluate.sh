@@ -9,7 +9,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
-MODEL_PATH="${MODEL_PATH:-$HERE/checkpoints/restore_MIMIC_Think_phi4_ep1_lr6e-5}"
+MODEL_PATH="${MODEL_PATH:-$HERE/checkpoints/chex-phi4mm-sft}"  # converted (tools/convert_phi4mm_checkpoint.py)
 ADAPTERS="${ADAPTERS:-}"
 DATA_ROOT="${DATA_ROOT:-$HERE/data/MIMIC-VQA-CoT}"
 SPLITS="${SPLITS:-test_basic test_compare test_region}"

@@ -284,6 +284,20 @@ def test_kg_metric_script_reports_entities_and_relations(reference_run, tmp_path
     assert metric["samples"] == json.loads(results.read_text())["num_samples"]
 
 
+def test_kg_metric_script_resolves_relative_paths_against_the_callers_directory(reference_run, tmp_path):
+    import shutil
+
+    shutil.copy(reference_run / "test_basic" / "results.json", tmp_path / "results.json")
+    subprocess.run(
+        ["bash", str(REPO / "tools" / "get_kg_metric.sh"), "results.json", "kg"],
+        env=_env(),
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    assert (tmp_path / "kg" / "kg_metric.json").is_file()
+
+
 # --- bad input -----------------------------------------------------------------------------------------------------
 
 

@@ -7,8 +7,9 @@
 # usage: tools/get_kg_metric.sh RESULTS [OUT_DIR]      (DRY_RUN=1 prints the commands)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RESULTS="${1:?usage: tools/get_kg_metric.sh RESULTS_JSON [OUT_DIR]}"
-OUT_DIR="${2:-$(dirname "$RESULTS")/kg}"
+# Paths are the caller's (relative to the directory it runs in), made absolute before the commands cd to the repo.
+RESULTS="$(realpath -m -- "${1:?usage: tools/get_kg_metric.sh RESULTS_JSON [OUT_DIR]}")"
+OUT_DIR="$(realpath -m -- "${2:-$(dirname "$RESULTS")/kg}")"
 PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
 KG_BACKEND="${KG_BACKEND:-rules}"
 REXKG_MODEL_DIR="${REXKG_MODEL_DIR:-}"
