@@ -25,6 +25,7 @@ on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import types
@@ -161,6 +162,36 @@ def suppress_placeholder_tokens(model) -> None:
     model.generation_config.suppress_tokens = sorted(existing | placeholders)
 
 
+@contextlib.contextmanager
+def lora_only_load_report():
+    """Named patch: while our adapter loads, transformers' load report lists only missing LoRA tensors.
+
+    transformers 5.19's `load_adapter` takes every parameter whose name contains the adapter's name for an adapter
+    key (`is_adapter_key`: "lora" or the name itself in the key). Our adapter is `vision`, and the base model has
+    `audio_embed.up_proj_for_vision_speech` / `down_proj_for_vision_speech`, so every load printed a "LOAD REPORT
+    ... MISSING ... newly initialized" for those four base tensors, which the adapter never held and which load
+    from `model.safetensors` as usual. A LoRA tensor missing from `vision-lora/` is still reported.
+    """
+    from transformers.integrations import peft as peft_integration
+
+    original = getattr(peft_integration, "log_state_dict_report", None)
+    if original is None:
+        raise RuntimeError(
+            "transformers.integrations.peft.log_state_dict_report is gone: re-check swift_patches/phi4mm.py's "
+            "lora_only_load_report against transformers' load_adapter"
+        )
+
+    def report(*args, loading_info, **kwargs):
+        loading_info.missing_keys = {key for key in loading_info.missing_keys if ".lora_" in key}
+        return original(*args, loading_info=loading_info, **kwargs)
+
+    peft_integration.log_state_dict_report = report
+    try:
+        yield
+    finally:
+        peft_integration.log_state_dict_report = original
+
+
 class Phi4MMNativeLoader(ModelLoader):
     """Loads processor and model of a native Phi-4-MM checkpoint folder."""
 
@@ -186,7 +217,8 @@ class Phi4MMNativeLoader(ModelLoader):
         suppress_placeholder_tokens(model)
         adapter_dir = Path(model_dir) / VISION_LORA_DIR
         if vision_lora_enabled() and adapter_dir.is_dir():
-            model.load_adapter(str(adapter_dir), adapter_name=VISION_ADAPTER)
+            with lora_only_load_report():
+                model.load_adapter(str(adapter_dir), adapter_name=VISION_ADAPTER)
             model.set_adapter(VISION_ADAPTER)
             # Instance-level override: checkpoints keep base weights + vision-lora/ (see save_native_layout).
             model.save_pretrained = types.MethodType(save_native_layout, model)
