@@ -41,6 +41,9 @@ DRY_RUN="${DRY_RUN:-0}"
 # shellcheck source=tools/knobs.sh
 source "$HERE/tools/knobs.sh"
 check_knobs evaluate
+# Intra-op threads per process: the cores shared by this node's processes (README, "Launchers").
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / NPROC_PER_NODE > 0 ? $(nproc) / NPROC_PER_NODE : 1 ))}"
+export OMP_NUM_THREADS
 
 launcher=("$PYTHON")
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then

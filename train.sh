@@ -64,6 +64,9 @@ die() { echo "train.sh: $*" >&2; exit 2; }
 # shellcheck source=tools/knobs.sh
 source "$HERE/tools/knobs.sh"
 check_knobs train
+# Intra-op threads per process: the cores shared by this node's processes (more oversubscribes the CPU: a 2-core
+# box with one other torch process ran the demo's SFT at 8-10 s/it instead of ~14 it/s).
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / ${NPROC_PER_NODE:-1} > 0 ? $(nproc) / ${NPROC_PER_NODE:-1} : 1 ))}"
 
 # Precision: one policy with evaluation (utils/precision.py): bf16 + flash-attention where CUDA and flash-attn exist,
 # bf16 + sdpa on CUDA without flash-attn, float32 + sdpa on CPU.
@@ -100,7 +103,7 @@ weights=()
 [ -n "$REWARD_WEIGHTS" ] && weights=(--reward_weights $REWARD_WEIGHTS)
 
 env_vars=(FREEZE_NON_VISION_PARAMS="$FREEZE_NON_VISION_PARAMS" FREEZE_TRAIN_LM_HEAD="$FREEZE_TRAIN_LM_HEAD"
-          DYNAMIC_SAMPLE_MIN_STD="$DYNAMIC_SAMPLE_MIN_STD" DYNAMIC_HD="$DYNAMIC_HD")
+          DYNAMIC_SAMPLE_MIN_STD="$DYNAMIC_SAMPLE_MIN_STD" DYNAMIC_HD="$DYNAMIC_HD" OMP_NUM_THREADS="$OMP_NUM_THREADS")
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   env_vars+=(NPROC_PER_NODE="$NPROC_PER_NODE" NNODES="$NNODES" NODE_RANK="$NODE_RANK" MASTER_ADDR="$MASTER_ADDR"
              MASTER_PORT="$MASTER_PORT")

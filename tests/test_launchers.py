@@ -27,7 +27,8 @@ RECIPE = (
 
 
 def _run(script: str, env: dict, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("NPROC_PER_NODE", "NNODES", "DEEPSPEED", "RESUME")}
+    unset = ("NPROC_PER_NODE", "NNODES", "DEEPSPEED", "RESUME", "OMP_NUM_THREADS")
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         ["bash", str(REPO / script), *args], capture_output=True, text=True, env={**clean, **env}, **kwargs
     )
@@ -52,8 +53,8 @@ def test_dry_run_prints_the_papers_recipe():
     assert "precision float32, attention sdpa" in completed.stdout  # CPU: float32 + sdpa, and it says so
     swift = REPO / ".venv" / "bin" / "swift"
     assert _planned_command(completed.stdout) == (
-        f"+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 DYNAMIC_HD=4 {swift} rlhf "
-        f"{_expected()}"
+        "+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 DYNAMIC_HD=4 "
+        f"OMP_NUM_THREADS={os.cpu_count()} {swift} rlhf {_expected()}"
     )
 
 
@@ -74,6 +75,7 @@ def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed():
     config = REPO / "tools" / "deepspeed" / "zero3.json"
     assert _planned_command(completed.stdout) == (
         "+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 DYNAMIC_HD=4 "
+        f"OMP_NUM_THREADS={max(1, os.cpu_count() // 8)} "
         f"NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 {swift} rlhf "
         f"{_expected('bfloat16', 'flash_attention_2')} --deepspeed {config} --gradient_checkpointing true"
     )
@@ -360,3 +362,12 @@ def test_evaluate_py_checks_its_options_with_the_same_rules(tmp_path):
             timeout=60,
         )
         assert completed.returncode == 2 and message in completed.stderr
+
+
+def test_threads_are_the_cores_shared_by_the_nodes_processes():
+    cores = os.cpu_count() or 1
+    for procs in (1, 2):
+        plan = _planned_command(_run("train.sh", {"DRY_RUN": "1", "NPROC_PER_NODE": str(procs)}).stdout)
+        assert f"OMP_NUM_THREADS={max(1, cores // procs)} " in plan
+    plan = _planned_command(_run("train.sh", {"DRY_RUN": "1", "OMP_NUM_THREADS": "3"}).stdout)
+    assert "OMP_NUM_THREADS=3 " in plan

@@ -25,6 +25,9 @@ GRPO_LR="${GRPO_LR:-3e-4}"
 HARD_SET_SIZE="${HARD_SET_SIZE:-96}"
 MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-64}"
 LEARNING_ONLY="${LEARNING_ONLY:-0}"
+# One process runs at a time: it gets every core. With another torch process on the machine, OMP_NUM_THREADS=1
+# avoids oversubscription (README, "Launchers").
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 export DYNAMIC_HD="${DYNAMIC_HD:-4}"   # image crops for SFT, GRPO and evaluation alike (train.sh and evaluate.py read it)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false CUDA_VISIBLE_DEVICES=""
 EVAL=(--max_new_tokens "$MAX_NEW_TOKENS" --batch_size 16 --torch_dtype float32)

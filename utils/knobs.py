@@ -124,6 +124,7 @@ _KNOB_LIST = [
     _int("MASTER_PORT", "rendezvous port", 1, 65535),
     _int("DATALOADER_WORKERS", "data-loader processes", 0),
     _int("DATASET_NUM_PROC", "dataset and pre-flight check processes", 1),
+    _int("OMP_NUM_THREADS", "intra-op threads per process", 1),
     _int("SEED", "random seed", 0),
     _flag("RESUME", "1: continue from the last checkpoint"),
     _flag("SKIP_BAD_ROWS", "1: train on the rows that pass the pre-flight check"),
@@ -158,7 +159,7 @@ SWEEP_NUM_GENERATIONS = Knob(
 _JOB = tuple(name for name in KNOBS if name not in ("SAMPLE_TYPES", "DATASET_SIZES", "LEARNING_RATES", "BETAS"))
 _JOB = _JOB[: _JOB.index("BATCH_SIZE")]  # the evaluation knobs come after
 _EVALUATE = ("BATCH_SIZE", "MAX_NEW_TOKENS", "DYNAMIC_HD", "INFER_BACKEND", "PROMPT_FORMAT", "RUN_TOKEN_PROB", "TOP_K")
-_EVALUATE += ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_PORT", "DRY_RUN")
+_EVALUATE += ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_PORT", "OMP_NUM_THREADS", "DRY_RUN")
 LAUNCHERS: dict[str, list[Knob]] = {
     "train": [KNOBS[k] for k in _JOB],
     "train_loop": [KNOBS[k] for k in _JOB if k not in ("LR", "NUM_GENERATIONS", "BETA")]
