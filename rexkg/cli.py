@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from rexkg.cli_args import ArgumentParser
 from rexkg.extractor import NEURAL_PIPELINES, Extractor
 from rexkg.files import InputError, atomic_write_json, read_jsonl
 from rexkg.gold import GoldFormatError, load_gold
@@ -139,7 +140,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m rexkg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)

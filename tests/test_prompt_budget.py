@@ -30,4 +30,4 @@ def test_measured_lengths_equal_the_encoded_prompts(dynamic_hd, tiny_model, demo
     ]
     assert [length.total for length in budget.lengths] == encoded
     assert all(length.image_tokens > 0 for length in budget.lengths)
-    assert [p.row for p in budget.over_limit] == [i for i, n in enumerate(encoded) if n > 60]
+    assert [p.line for p in budget.over_limit] == [i for i, n in enumerate(encoded, 1) if n > 60]  # 1-based lines

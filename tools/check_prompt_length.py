@@ -19,6 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.prompt_budget import PromptBudget, PromptLength  # noqa: E402
 from utils.io import InputError, atomic_write_json  # noqa: E402
 from utils.log import get_logger  # noqa: E402
@@ -26,7 +27,7 @@ from utils.log import get_logger  # noqa: E402
 logger = get_logger("check_prompt_length")
 
 
-def _rows(path: Path) -> list[dict]:
+def _rows(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise InputError(f"{path}: no such dataset file")
     rows = []
@@ -39,7 +40,7 @@ def _rows(path: Path) -> list[dict]:
             raise InputError(f"{path}: line {number}: not JSON ({error.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
             raise InputError(f"{path}: line {number}: field 'messages': missing or not a list")
-        rows.append(row)
+        rows.append((number, row))
     return rows
 
 
@@ -61,7 +62,7 @@ def measure(model: str, dataset: Path, max_length: int, dynamic_hd: int, model_t
     crop_size = getattr(image_processor, "crop_size", None) or image_processor.size["height"]
     patch_size = getattr(image_processor, "patch_size", 14)
     lengths = []
-    for index, row in enumerate(tqdm(_rows(dataset), desc="prompt lengths", unit="row")):
+    for line, row in tqdm(_rows(dataset), desc="prompt lengths", unit="row"):
         # The image tags become image tokens only: count the text without them, the images from their sizes.
         messages = [
             {**message, "content": re.sub(r"<image>", "", message.get("content") or "")}
@@ -76,14 +77,14 @@ def measure(model: str, dataset: Path, max_length: int, dynamic_hd: int, model_t
                 with Image.open(path) as opened:
                     width, height = opened.size
             except OSError as error:
-                raise InputError(f"{dataset}: row {index}: field 'images': {path}: {error}") from None
+                raise InputError(f"{dataset}: line {line}: field 'images': {path}: {error}") from None
             image_tokens += image_token_count(width, height, crop_size, patch_size, dynamic_hd)
-        lengths.append(PromptLength(index, text_tokens, image_tokens))
+        lengths.append(PromptLength(line, text_tokens, image_tokens))
     return PromptBudget(max_length=max_length, dynamic_hd=dynamic_hd, lengths=lengths)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="checkpoint folder")
     parser.add_argument("--dataset", required=True, type=Path, help="GRPO rows (JSON lines)")
     parser.add_argument("--max_length", required=True, type=int)
@@ -102,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"check_prompt_length: {args.dataset}: {budget.describe()}")
     if budget.over_limit and not args.allow_truncation:
         print(
-            f"error: {len(budget.over_limit)} prompts exceed MAX_LENGTH={args.max_length} (rows "
-            f"{[p.row for p in budget.over_limit[:10]]}): raise MAX_LENGTH, lower DYNAMIC_HD, or set "
+            f"error: {len(budget.over_limit)} prompts exceed MAX_LENGTH={args.max_length} (lines "
+            f"{[p.line for p in budget.over_limit[:10]]}): raise MAX_LENGTH, lower DYNAMIC_HD, or set "
             "ALLOW_TRUNCATION=1 to train on truncated prompts",
             file=sys.stderr,
         )

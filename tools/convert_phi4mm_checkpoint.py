@@ -33,6 +33,7 @@ from utils.checkpoints.phi4mm import (  # noqa: E402
     convert_config,
     native_processor_files,
 )
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.io import InputError, apply_umask, read_json  # noqa: E402
 
 TOKENIZER_FILES = (
@@ -179,7 +180,7 @@ def convert(source: Path, output: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="remote-code checkpoint folder")
     parser.add_argument("output", type=Path, help="native checkpoint folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")

@@ -16,13 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.annotations import load_annotations  # noqa: E402
 from utils.data.grpo_rows import annotation_to_grpo_row, annotation_to_sft_row  # noqa: E402
 from utils.io import InputError, atomic_write_jsonl  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--annotations", type=Path, required=True)
     parser.add_argument("--img_root", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)

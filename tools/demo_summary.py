@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.synthetic_cxr import decided_by_image  # noqa: E402
 from utils.evaluation.learning import learning_outcome  # noqa: E402
 from utils.io import read_json  # noqa: E402
@@ -92,7 +93,7 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", nargs="?", type=Path, default=Path("demo_out"))
     parser.add_argument("--data_root", type=Path, help="dataset the demo used (default: <out>/synthetic-data)")
     args = parser.parse_args(argv)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.cli import ArgumentParser  # noqa: E402
+
 GIB = 1024**3
 LORA_TARGETS = ("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj")
 # microsoft/Phi-4-multimodal-instruct's adapters (vision-lora/, speech-lora/ adapter_config.json).
@@ -97,7 +99,7 @@ def schedule(plan: RecipePlan) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for field, default in RecipePlan().__dict__.items():
         if field != "image_size":
             parser.add_argument(f"--{field}", type=int, default=default)

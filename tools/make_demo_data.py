@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.synthetic_cxr import SPLITS, build_annotations, render_study  # noqa: E402
 from utils.io import atomic_write_json  # noqa: E402
 
@@ -43,7 +44,7 @@ def generate(root: Path, seed: int, test_size: int, pool_size: int, image_size: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="dataset root (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-size", type=int, default=32, help="rows per test split")

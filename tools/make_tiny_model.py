@@ -29,6 +29,7 @@ from utils.checkpoints.phi4mm import (  # noqa: E402
     IMAGE_TOKEN,
     native_processor_files,
 )
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.synthetic_cxr import corpus  # noqa: E402
 from utils.io import apply_umask  # noqa: E402
 
@@ -174,7 +175,7 @@ def build(output: Path, seed: int, vocab_size: int = 1200, lora_rank: int = 4) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="checkpoint folder (%(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vocab-size", type=int, default=1200)

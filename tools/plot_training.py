@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.io import InputError, atomic_save_figure, read_jsonl  # noqa: E402
 from utils.training_logs import read_training_log, step_metrics  # noqa: E402
 
@@ -119,7 +120,7 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a GRPO output folder (logging.jsonl inside)")
     parser.add_argument("--out", type=Path, help="where to write the PNGs (default: <run_dir>/plots)")
     args = parser.parse_args(argv)

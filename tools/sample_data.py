@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.annotations import POOL_FIELDS, load_annotations  # noqa: E402
 from utils.data.grpo_rows import annotation_to_grpo_row  # noqa: E402
 from utils.data.sampling import (  # noqa: E402
@@ -53,7 +54,7 @@ def strata_table(sampled, title: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_root", type=Path, default=REPO / "data" / "MIMIC-VQA-CoT")
     parser.add_argument("--pool", type=Path, help="default: <data_root>/annotations/eval/valid_all_vqa.json")
     parser.add_argument("--img_root", type=Path, help="default: <data_root>/images")

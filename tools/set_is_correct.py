@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.annotations import load_annotations  # noqa: E402
 from utils.io import InputError, atomic_write_json, read_json  # noqa: E402
 
@@ -58,7 +59,7 @@ def scored_pool(pool: list[dict], results: list[dict], results_path: str, metric
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True, help="results.json of evaluate.py on the pool")
     parser.add_argument("--metric", choices=("original", "strict"), default="original")

@@ -23,13 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.data.annotations import POOL_FIELDS  # noqa: E402
 from utils.data.validation import ImageCheckCache, check_file, default_cache_path  # noqa: E402
 from utils.io import atomic_write_jsonl  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--kind", choices=("auto", "annotations", "grpo"), default="auto")
     parser.add_argument("--img_root", type=Path, help="annotation files: folder of <image_id>.png")

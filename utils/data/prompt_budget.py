@@ -3,11 +3,13 @@
 A 36-crop chest X-ray is about 8k image tokens; with `MAX_LENGTH=4096` ms-swift would truncate or drop such prompts
 mid-run. The lengths come from the real template (text) plus each image's token count at the run's crop setting.
 
->>> budget = PromptBudget(max_length=100, dynamic_hd=4, lengths=[PromptLength(0, 20, 27), PromptLength(1, 30, 90)])
->>> budget.longest.total, [p.row for p in budget.over_limit]
-(120, [1])
+Rows are named by their line in the JSON-lines file (1-based), as every tool names them.
+
+>>> budget = PromptBudget(max_length=100, dynamic_hd=4, lengths=[PromptLength(1, 20, 27), PromptLength(2, 30, 90)])
+>>> budget.longest.total, [p.line for p in budget.over_limit]
+(120, [2])
 >>> print(budget.describe())
-longest prompt 120 tokens (row 1: 30 text + 90 image) at dynamic_hd=4; MAX_LENGTH 100; 1 of 2 prompts longer
+longest prompt 120 tokens (line 2: 30 text + 90 image) at dynamic_hd=4; MAX_LENGTH 100; 1 of 2 prompts longer
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PromptLength:
-    """Token count of one dataset row's prompt: its text (chat format included) and its images."""
+    """Token count of one dataset row's prompt (`line` of the file): its text (chat format included) and images."""
 
-    row: int
+    line: int
     text_tokens: int
     image_tokens: int
 
@@ -50,7 +52,7 @@ class PromptBudget:
         if longest is None:
             return f"no prompts; MAX_LENGTH {self.max_length}"
         return (
-            f"longest prompt {longest.total} tokens (row {longest.row}: {longest.text_tokens} text + "
+            f"longest prompt {longest.total} tokens (line {longest.line}: {longest.text_tokens} text + "
             f"{longest.image_tokens} image) at dynamic_hd={self.dynamic_hd}; MAX_LENGTH {self.max_length}; "
             f"{len(self.over_limit)} of {len(self.lengths)} prompts longer"
         )
@@ -62,5 +64,5 @@ class PromptBudget:
             "dynamic_hd": self.dynamic_hd,
             "num_prompts": len(self.lengths),
             "longest": None if longest is None else {**longest.__dict__, "total": longest.total},
-            "over_limit_rows": [length.row for length in self.over_limit],
+            "over_limit_lines": [length.line for length in self.over_limit],
         }

@@ -24,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from utils.checkpoints.phi4mm import PROMPT_FORMATS
+from utils.cli import ArgumentParser
 from utils.data.annotations import load_annotations
 from utils.evaluation.identity import FINGERPRINT_FILE, evaluation_fingerprint, fingerprint_differences
 from utils.evaluation.report import render_report
@@ -52,7 +53,7 @@ logger = get_logger("evaluate")
 
 def build_parser(token_probs: bool) -> argparse.ArgumentParser:
     """Command-line options shared by both scripts (`token_probs` adds the log-prob options)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=("Token-probability export" if token_probs else "Batched evaluation")
         + " of a Phi-4-MM checkpoint on MIMIC-VQA-CoT annotations. Default mode: every split under --data_root; "
         "single-file mode: --annotation_file with --img_root.",
