@@ -352,8 +352,8 @@ def test_evaluate_py_checks_its_options_with_the_same_rules(tmp_path):
     import sys
 
     for args, message in (
-        (["--dynamic_hd", "-1"], "--dynamic_hd: -1: must be an integer >= 1"),
-        (["--batch_size", "0"], "--batch_size: 0: must be an integer >= 1"),
+        (["--dynamic_hd", "-1"], "--dynamic_hd/--dynamic-hd: -1: must be an integer >= 1"),
+        (["--batch_size", "0"], "--batch_size/--batch-size: 0: must be an integer >= 1"),
     ):
         completed = subprocess.run(
             [sys.executable, str(REPO / "evaluate.py"), "--model_path", str(tmp_path), *args],
