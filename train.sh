@@ -72,7 +72,7 @@ OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / ${NPROC_PER_NODE:-1} > 0 ? $(
 # bf16 + sdpa on CUDA without flash-attn, float32 + sdpa on CPU.
 precision="$(cd "$HERE" && "$PYTHON" -m utils.precision "$TORCH_DTYPE" "$ATTN_IMPL")" \
   || die "cannot resolve TORCH_DTYPE=$TORCH_DTYPE ATTN_IMPL=$ATTN_IMPL (see the error above)"
-read -r TORCH_DTYPE ATTN_IMPL <<<"$precision"
+read -r TORCH_DTYPE ATTN_IMPL DEVICE <<<"$precision"
 echo "train.sh: precision $TORCH_DTYPE, attention $ATTN_IMPL"
 
 case "$DEEPSPEED" in
@@ -104,9 +104,16 @@ weights=()
 
 env_vars=(FREEZE_NON_VISION_PARAMS="$FREEZE_NON_VISION_PARAMS" FREEZE_TRAIN_LM_HEAD="$FREEZE_TRAIN_LM_HEAD"
           DYNAMIC_SAMPLE_MIN_STD="$DYNAMIC_SAMPLE_MIN_STD" DYNAMIC_HD="$DYNAMIC_HD" OMP_NUM_THREADS="$OMP_NUM_THREADS")
+distributed=()
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   env_vars+=(NPROC_PER_NODE="$NPROC_PER_NODE" NNODES="$NNODES" NODE_RANK="$NODE_RANK" MASTER_ADDR="$MASTER_ADDR"
              MASTER_PORT="$MASTER_PORT")
+  # Without CUDA, transformers engages DDP only when accelerate is told the run is on CPUs (ACCELERATE_USE_CPU,
+  # i.e. TrainingArguments.use_cpu); otherwise every rank trains alone on its own samples. gloo is the CPU backend.
+  if [ "$DEVICE" = cpu ]; then
+    env_vars+=(ACCELERATE_USE_CPU=true)
+    distributed=(--ddp_backend gloo)
+  fi
 fi
 
 # Pre-flight: every row's fields and every image decoded in full (tools/validate_data.py) before any model loads.
@@ -128,7 +135,7 @@ cmd=("$SWIFT" rlhf --rlhf_type grpo
   --save_steps "$SAVE_STEPS" --save_total_limit "$SAVE_TOTAL_LIMIT" --logging_steps "$LOGGING_STEPS"
   --log_completions true --report_to "$REPORT_TO" --check_model false --seed "$SEED"
   --dataloader_num_workers "$DATALOADER_WORKERS" --dataset_num_proc "$DATASET_NUM_PROC"
-  "${deepspeed[@]}" "${resume[@]}" "$@")
+  "${deepspeed[@]}" "${distributed[@]}" "${resume[@]}" "$@")
 
 printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
 [ "$DRY_RUN" = 1 ] && exit 0

@@ -76,8 +76,11 @@ def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed():
     assert _planned_command(completed.stdout) == (
         "+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 DYNAMIC_HD=4 "
         f"OMP_NUM_THREADS={max(1, os.cpu_count() // 8)} "
-        f"NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 {swift} rlhf "
-        f"{_expected('bfloat16', 'flash_attention_2')} --deepspeed {config} --gradient_checkpointing true"
+        "NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 "
+        # this machine has no CUDA: DDP over gloo, with accelerate told the ranks are CPUs (see train.sh)
+        f"ACCELERATE_USE_CPU=true {swift} rlhf "
+        f"{_expected('bfloat16', 'flash_attention_2')} --deepspeed {config} --ddp_backend gloo "
+        "--gradient_checkpointing true"
     )
     assert json.loads(config.read_text())["zero_optimization"]["stage"] == 3
     zero2 = _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero2"})

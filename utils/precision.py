@@ -1,7 +1,7 @@
 """The one precision policy of training (train.sh) and evaluation: bfloat16 + flash-attention on CUDA when flash-attn
 imports, bfloat16 + sdpa on CUDA without it, float32 + sdpa on CPU. Explicit choices pass through.
 
-    python -m utils.precision auto auto        # prints "<dtype> <attention>", what train.sh reads
+    python -m utils.precision auto auto        # prints "<dtype> <attention> <cuda|cpu>", what train.sh reads
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2:
         print("usage: python -m utils.precision TORCH_DTYPE ATTN_IMPL   (each may be auto)", file=sys.stderr)
         return 2
-    print(*resolve_precision(*argv))
+    import torch
+
+    print(*resolve_precision(*argv), "cuda" if torch.cuda.is_available() else "cpu")
     return 0
 
 

@@ -51,7 +51,13 @@ def row_step(row: dict) -> int | None:
 def step_metrics(logging_rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
     """Series `metric -> [(step, value)]` from logging.jsonl rows, in step order. Rows without a step and the final
     summary are skipped; a repeated step keeps its last row, the history that continued (a resume sets the
-    abandoned rows aside, `set_aside_after`, so this only matters for logs written before it did)."""
+    abandoned rows aside, `set_aside_after`, so this only matters for logs written before it did).
+
+    >>> rows = [{"global_step/max_steps": "1/2", "r": 0.1}, {"global_step/max_steps": "2/2", "r": 0.2},
+    ...         {"global_step/max_steps": "2/2", "r": 0.3}, {"global_step/max_steps": "2/2", "train_runtime": 9.0}]
+    >>> step_metrics(rows)["r"]
+    [(1, 0.1), (2, 0.3)]
+    """
     by_step: dict[int, dict] = {}
     for row in logging_rows:
         step = row_step(row)
@@ -64,16 +70,6 @@ def step_metrics(logging_rows: list[dict]) -> dict[str, list[tuple[int, float]]]
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 series[key].append((step, float(value)))
     return dict(series)
-
-
-def _step_metrics_examples() -> None:
-    """A repeated step keeps its last row; the final summary row, which repeats the last step's marker, is skipped.
-
-    >>> rows = [{"global_step/max_steps": "1/2", "r": 0.1}, {"global_step/max_steps": "2/2", "r": 0.2},
-    ...         {"global_step/max_steps": "2/2", "r": 0.3}, {"global_step/max_steps": "2/2", "train_runtime": 9.0}]
-    >>> step_metrics(rows)["r"]
-    [(1, 0.1), (2, 0.3)]
-    """
 
 
 def set_aside_after(run_dir: str | os.PathLike, step: int) -> dict[str, int]:
