@@ -57,23 +57,23 @@ def _reference_weights(tower) -> dict[str, torch.Tensor]:
     return {key: value for key, value in tower.state_dict().items() if not key.startswith("head.")}
 
 
+def _sizes(tower) -> dict:
+    """The tower's architecture fields, as SigLIP's and Idefics2's vision configs name them."""
+    c = tower.config
+    fields = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_channels")
+    return {
+        **{f: getattr(c, f) for f in fields},
+        "image_size": c.image_size,
+        "patch_size": c.patch_size,
+        "hidden_act": c.hidden_act,
+        "layer_norm_eps": c.layer_norm_eps,
+    }
+
+
 def _siglip(tower):
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
-    c = tower.config
-    config = SiglipVisionConfig(
-        hidden_size=c.hidden_size,
-        intermediate_size=c.intermediate_size,
-        num_hidden_layers=c.num_hidden_layers,
-        num_attention_heads=c.num_attention_heads,
-        num_channels=c.num_channels,
-        image_size=c.image_size,
-        patch_size=c.patch_size,
-        hidden_act=c.hidden_act,
-        layer_norm_eps=c.layer_norm_eps,
-        vision_use_head=False,
-        attn_implementation="eager",
-    )
+    config = SiglipVisionConfig(**_sizes(tower), vision_use_head=False, attn_implementation="eager")
     reference = SiglipVisionModel(config).eval()
     reference.load_state_dict(_reference_weights(tower), strict=True)
     return reference
@@ -83,18 +83,7 @@ def _idefics2(tower):
     from transformers import Idefics2VisionConfig
     from transformers.models.idefics2.modeling_idefics2 import Idefics2VisionTransformer
 
-    c = tower.config
-    config = Idefics2VisionConfig(
-        hidden_size=c.hidden_size,
-        intermediate_size=c.intermediate_size,
-        num_hidden_layers=c.num_hidden_layers,
-        num_attention_heads=c.num_attention_heads,
-        num_channels=c.num_channels,
-        image_size=c.image_size,
-        patch_size=c.patch_size,
-        hidden_act=c.hidden_act,
-        layer_norm_eps=c.layer_norm_eps,
-    )
+    config = Idefics2VisionConfig(**_sizes(tower))
     config._attn_implementation = "eager"
     reference = Idefics2VisionTransformer(config).eval()
     reference.load_state_dict(_reference_weights(tower), strict=True)
