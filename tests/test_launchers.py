@@ -201,17 +201,21 @@ def _start_sweep(env: dict) -> subprocess.Popen:
     )
 
 
-def test_kill_9_of_the_sweep_kills_its_training_and_one_writer_is_enforced(tiny_model, sampled_root, tmp_path):
+def _one_run_sweep(tiny_model: Path, sampled_root: Path, tmp_path: Path, **knobs: str) -> tuple[dict, Path]:
+    """The environment of a sweep of one tiny run (uniform, 12 rows), and that run's folder."""
     env = {
         **_tiny_env(tiny_model, tmp_path),
         "DATA_ROOT": str(sampled_root),
         "SAMPLE_TYPES": "uniform",
         "DATASET_SIZES": "12",
         "OUTPUT_ROOT": str(tmp_path / "sweep"),
-        "MAX_STEPS": "500",
-        "SAVE_STEPS": "1000",
+        **knobs,
     }
-    run_dir = tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
+    return env, tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
+
+
+def test_kill_9_of_the_sweep_kills_its_training_and_one_writer_is_enforced(tiny_model, sampled_root, tmp_path):
+    env, run_dir = _one_run_sweep(tiny_model, sampled_root, tmp_path, MAX_STEPS="500", SAVE_STEPS="1000")
     sweep = _start_sweep(env)
     deadline = time.time() + 300
     while time.time() < deadline and not (run_dir / "logging.jsonl").is_file():
@@ -238,15 +242,7 @@ def test_kill_9_of_the_sweep_kills_its_training_and_one_writer_is_enforced(tiny_
 
 
 def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
-    env = {
-        **_tiny_env(tiny_model, tmp_path),
-        "DATA_ROOT": str(sampled_root),
-        "SAMPLE_TYPES": "uniform",
-        "DATASET_SIZES": "12",
-        "OUTPUT_ROOT": str(tmp_path / "sweep"),
-        "MAX_STEPS": "6",
-    }
-    run_dir = tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
+    env, run_dir = _one_run_sweep(tiny_model, sampled_root, tmp_path, MAX_STEPS="6")
     process = _start_sweep(env)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
