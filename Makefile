@@ -21,6 +21,7 @@ $(STAMP): requirements.txt constraints.txt
 	touch $(STAMP)
 
 test: venv
+	bash tools/install_browser.sh
 	$(PY) -m pytest -q tests --doctest-modules utils rexkg swift_patches/image_processor.py swift_patches/vision_attention.py swift_patches/freezing.py swift_patches/grpo_trainer.py tools/plot_training.py tools/set_is_correct.py tools/sweep_summary.py
 
 demo: venv

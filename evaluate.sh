@@ -15,12 +15,9 @@ DATA_ROOT="${DATA_ROOT:-$HERE/data/MIMIC-VQA-CoT}"
 SPLITS="${SPLITS:-test_basic test_compare test_region}"
 ANNOTATION_FILE="${ANNOTATION_FILE:-}"
 IMG_ROOT="${IMG_ROOT:-$DATA_ROOT/images}"
-# Name the run, not just the checkpoint: every sweep run has a checkpoint-N, and evaluations of two runs' checkpoint-N
-# must never share a folder (a resumed evaluation also checks the parts' fingerprint, utils/evaluation/identity.py).
-model_name="$(basename "$MODEL_PATH")"
-case "$model_name" in
-  checkpoint-*) model_name="$(basename "$(dirname "$MODEL_PATH")")/$model_name" ;;
-esac
+# Name the run, not just the checkpoint (utils/evaluation/naming.py, evaluate.py's default too): two runs'
+# checkpoint-N never share a folder.
+model_name="$(cd "$HERE" && "$PYTHON" -m utils.evaluation.naming "$MODEL_PATH")"
 OUTPUT_DIR="${OUTPUT_DIR:-$HERE/output/eval/$model_name}"
 BATCH_SIZE="${BATCH_SIZE:-16}"
 MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-256}"

@@ -26,7 +26,7 @@ from rexkg.cli_args import ArgumentParser
 from rexkg.extractor import NEURAL_PIPELINES, Extractor
 from rexkg.files import InputError, atomic_write_json, read_jsonl
 from rexkg.gold import GoldFormatError, load_gold
-from rexkg.metrics import corpus_scores, typed_word_scores
+from rexkg.metrics import corpus_scores, polarity_agreement, typed_word_scores
 from rexkg.schema import KnowledgeGraph
 from rexkg.text import think_text
 
@@ -134,8 +134,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{name:22} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} "
             f"{row['gold']:6d} {row['predicted']:6d}"
         )
+    polarity = polarity_agreement([entities for entities, _ in predicted], [item.entities for item in items])
+    print(
+        f"polarity (present/absent) on the {polarity['shared']} findings and devices both found: "
+        f"{polarity['accuracy']:.3f}"
+    )
     if args.json:
-        atomic_write_json(args.json, {"gold": str(args.gold), "texts": len(items), **scores})
+        atomic_write_json(args.json, {"gold": str(args.gold), "texts": len(items), **scores, "polarity": polarity})
     return 0
 
 

@@ -3,7 +3,8 @@
 Granularity follows ReXKG's guideline: one word per entity wherever possible ("small left pleural effusion" is four
 entities, "central venous catheter" is a concept, an anatomy word and a device, "sternotomy wires" a procedure and a
 device), except for names that mean nothing when split ("PICC line", "Swan-Ganz catheter", "degenerative changes").
-Plurals are looked up through their singular; abbreviations map to the type of what they abbreviate. The examination
+Plurals are looked up through their singular (pneumothoraces too); abbreviations map to the type of what they
+abbreviate (PTX, CHF, COPD, ARDS, ETT, NGT). The examination
 itself counts as a procedure (views, projections, radiograph, study), as do actions on devices (placement, removal)
 and surgeries; technique words (portable, upright, frontal) and comparison words (prior, change, interval) are
 concepts; the word "size" is a size.
@@ -43,6 +44,7 @@ metastasis metastases tumor bronchiectasis cyst air-fluid hydropneumothorax hemo
 hyperinflated changes fluid flattening lymphadenopathy hematoma deviation prominence osteopenia dextroscoliosis
 levoscoliosis distention distension engorgement cuffing bronchitis tuberculosis disease plaque plaques unfolding
 lucency hypertension cephalization collection hyperexpansion bleb blebs bulla bullae cavitation cavity
+ptx chf copd ards pneumoperitoneum shift tension air elevation widened
 """.split()
 )
 
@@ -155,6 +157,8 @@ DEGREE_ADVERBS = frozenset("mildly moderately minimally markedly slightly severe
 
 
 def _singular(word: str) -> str | None:
+    if word.endswith("aces") and word[:-3] + "x" in _SINGLE:  # pneumothoraces, hemithoraces
+        return word[:-3] + "x"
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith("es") and word[:-2] in _SINGLE:

@@ -37,6 +37,19 @@ def precision_recall_f1(pred: set, gold: set) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def compared_keys(
+    pred: KnowledgeGraph, gold: KnowledgeGraph, entities_by_text: bool = False
+) -> dict[str, tuple[set, set]]:
+    """The key sets `graph_scores` compares: {"entity": (predicted, reference), "relation": (predicted, reference)}.
+    Reports mark what is matched (in both), invented (predicted only) and missing (reference only) from these."""
+    entity = (
+        (pred.entity_text_keys(), gold.entity_text_keys())
+        if entities_by_text
+        else (pred.entity_keys(), gold.entity_keys())
+    )
+    return {"entity": entity, "relation": (pred.relation_keys(), gold.relation_keys())}
+
+
 def graph_scores(pred: KnowledgeGraph, gold: KnowledgeGraph, entities_by_text: bool = False) -> dict[str, float]:
     """Entity and relation P/R/F1 and Jaccard of one predicted graph against its reference. `entities_by_text`
     keys entities as the original reward did (one type per text: `KnowledgeGraph.entity_text_keys`).
@@ -47,10 +60,7 @@ def graph_scores(pred: KnowledgeGraph, gold: KnowledgeGraph, entities_by_text: b
     (1.0, 1.0)
     """
     scores = {}
-    for name, p, g in (
-        ("entity", *(g.entity_text_keys() if entities_by_text else g.entity_keys() for g in (pred, gold))),
-        ("relation", pred.relation_keys(), gold.relation_keys()),
-    ):
+    for name, (p, g) in compared_keys(pred, gold, entities_by_text).items():
         precision, recall, f1 = precision_recall_f1(p, g)
         scores.update(
             {
@@ -144,3 +154,35 @@ def typed_word_scores(
     scores.setdefault("relations", {"precision": 0.0, "recall": 0.0, "f1": 0.0, "gold": 0, "predicted": 0})
     scores["relations"]["items"] = related
     return scores
+
+
+_POLAR = {
+    "disorder_present": ("disorder", True),
+    "disorder_notpresent": ("disorder", False),
+    "devices_present": ("devices", True),
+    "devices_notpresent": ("devices", False),
+}
+
+
+def polarity_agreement(predicted: Sequence[set], gold: Sequence[set]) -> dict[str, float]:
+    """Present/absent agreement on the findings and devices both sides found: per item, every word the gold labels
+    as a disorder (or device) that the prediction also labels as one, counted as agreeing when both say present or
+    both say absent. Items are entity (text, type) sets.
+
+    >>> polarity_agreement([{("no", "concept"), ("effusion", "disorder_present")}],
+    ...                    [{("effusion", "disorder_notpresent")}])
+    {'shared': 1, 'agree': 0, 'accuracy': 0.0}
+    """
+    if len(predicted) != len(gold):
+        raise ValueError(f"{len(predicted)} predicted items for {len(gold)} gold items")
+    shared = agree = 0
+    for pred_entities, gold_entities in zip(predicted, gold):
+        polarity_of = {}
+        for word, kind in typed_words(pred_entities):
+            if kind in _POLAR:
+                polarity_of.setdefault((word, _POLAR[kind][0]), set()).add(_POLAR[kind][1])
+        for word, kind in typed_words(gold_entities):
+            if kind in _POLAR and (word, _POLAR[kind][0]) in polarity_of:
+                shared += 1
+                agree += polarity_of[(word, _POLAR[kind][0])] == {_POLAR[kind][1]}
+    return {"shared": shared, "agree": agree, "accuracy": agree / shared if shared else 1.0}

@@ -30,6 +30,7 @@ _PRE_NEGATION = phrase_index(
         ("clear", "of"),
         ("rather", "than"),
         ("nor",),
+        ("neither",),
     ]
 )
 _POST_NEGATION = phrase_index(
@@ -42,6 +43,15 @@ _POST_NEGATION = phrase_index(
         ("not", "seen"),
         ("not", "identified"),
         ("not", "visualized"),
+        ("not", "noted"),
+        ("not", "present"),
+        ("not", "appreciated"),
+        ("not", "demonstrated"),
+        ("not", "evident"),
+        ("not", "visible"),
+        ("not", "detected"),
+        ("has", "cleared"),
+        ("have", "cleared"),
         ("is", "absent"),
         ("are", "absent"),
         ("was", "removed"),

@@ -61,6 +61,9 @@ SWIFT_HOOKS = {
 }
 RUN_SETTINGS_FILE = "chex_run.json"
 TOKEN_COLUMNS = ("completion_token_ids", "completion_tokens", "completion_token_bytes", "token_logps")
+# Dynamic sampling's record: completions.jsonl's `sampling_round` column (0: the step's first rollout, k: the k-th
+# resample) and, for the groups it dropped (reward spread too small), one row per completion in this file.
+DYNAMIC_SAMPLING_LOG = "dynamic_sampling.jsonl"
 
 
 def check_swift_hooks(trainer_cls: type = GRPOTrainer) -> None:
@@ -117,6 +120,8 @@ class CheXGRPOTrainer(GRPOTrainer):
         super().__init__(model, ref_model, reward_model, reward_funcs, *args, **kwargs)
         self.dynamic_sample_min_std = env_float("DYNAMIC_SAMPLE_MIN_STD", 0.0)
         self._sub_scores: dict[str, dict[str, float]] = {}  # metric -> request id -> value, until logged
+        self._scored_rounds: list[list[dict]] = []  # this step's scored rollouts, one list per sampling round
+        self._sampling_round: dict[str, int] = {}  # request id -> round, for the kept samples of this step
         freeze = FreezeConfig.from_env()
         self.freeze_report = freeze_non_vision(self.model, freeze) if freeze.enabled else None
 
@@ -150,15 +155,52 @@ class CheXGRPOTrainer(GRPOTrainer):
     def _compute_rewards_per_func(self, samples) -> torch.Tensor:
         rewards_per_func = super()._compute_rewards_per_func(samples)
         request_ids = gather_object([sample.request_id for sample in samples])
+        if self.log_completions and self.dynamic_sample and self.model.training:
+            self._record_round(samples, request_ids, rewards_per_func)
         for name, func in zip(self.reward_func_names, self.reward_funcs):
             for metric, values in getattr(func, "last_metrics", {}).items():
                 by_request = self._sub_scores.setdefault(f"rewards/{name}/{metric}", {})
                 by_request.update(zip(request_ids, gather_object(list(values)), strict=True))
         return rewards_per_func
 
+    def _record_round(self, samples, request_ids: list[str], rewards_per_func: torch.Tensor) -> None:
+        completions = gather_object([_completion_text(self.processing_class, sample) for sample in samples])
+        prompts = gather_object([_last_user_text(sample) for sample in samples])
+        rows = rewards_per_func.tolist()
+        self._scored_rounds.append(
+            [
+                {
+                    "request_id": i,
+                    "prompt": prompt,
+                    "completion": completion,
+                    "rewards": dict(zip(self.reward_func_names, row)),
+                }
+                for i, prompt, completion, row in zip(request_ids, prompts, completions, rows, strict=True)
+            ]
+        )
+
+    def _log_dynamic_sampling(self, kept: list[str]) -> None:
+        """Which round each kept sample came from, and (rank 0) the dropped groups' completions to the side file."""
+        kept_ids = set(kept)
+        self._sampling_round = {}
+        dropped = []
+        step = self.state.global_step + 1
+        for number, scored in enumerate(self._scored_rounds):
+            for row in scored:
+                if row["request_id"] in kept_ids:
+                    self._sampling_round.setdefault(row["request_id"], number)
+                else:
+                    dropped.append({"step": step, "round": number, **row})
+        self._scored_rounds = []
+        if dropped and self.is_world_process_zero():
+            with open(Path(self.args.output_dir) / DYNAMIC_SAMPLING_LOG, "a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in dropped))
+
     def _score_completions(self, samples):
         samples = super()._score_completions(samples)  # dynamic sampling may have replaced groups
         kept = gather_object([sample.request_id for sample in samples])
+        if self._scored_rounds:
+            self._log_dynamic_sampling(kept)
         mode = "train" if self.model.training else "eval"
         for key, by_request in sorted(self._sub_scores.items()):
             values = [by_request[i] for i in kept if i in by_request and not math.isnan(by_request[i])]
@@ -193,10 +235,27 @@ class CheXGRPOTrainer(GRPOTrainer):
                 columns["completion_tokens"].append(token_text(pieces))
                 columns["completion_token_bytes"].append([piece.hex() for piece in pieces])
                 columns["token_logps"].append([round(x, 6) for x in logp_row[mask_row].float().tolist()])
+        if self.dynamic_sample and self.model.training:
+            columns["sampling_round"] = [self._sampling_round.get(sample.request_id, 0) for sample in samples]
         for name, values in columns.items():
             if name not in self._logs:
                 self._logs[name] = deque(maxlen=self.args.generation_batch_size)
             self._logs[name].extend(self._gather_and_flatten(values, flatten_level=0))
+
+
+def _completion_text(tokenizer, sample) -> str:
+    content = sample.messages[-1]["content"]
+    if isinstance(content, str):
+        return content
+    return tokenizer.decode(content["token_ids"] if isinstance(content, dict) else content)
+
+
+def _last_user_text(sample) -> str:
+    for message in reversed(sample.messages[:-1]):
+        if message.get("role") == "user":
+            content = message["content"]
+            return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    return ""
 
 
 def register() -> None:

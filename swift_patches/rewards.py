@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from swift.rewards import ORM, orms
 
 from utils.log import get_logger
-from utils.scoring.kg_reward import KGInputs, get_kg_scorer, kg_f1, kg_jaccard
+from utils.scoring.kg_reward import KGInputs, kg_f1, kg_jaccard, kg_scorer_from_env
 from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 logger = get_logger("rewards")
@@ -94,13 +94,9 @@ class _KGReward(ORM):
 
     def __init__(self, args=None, **kwargs):
         super().__init__(args, **kwargs)
-        backend = os.environ.get("CHEX_KG_BACKEND", "rules")
-        model_dir = os.environ.get("CHEX_REXKG_MODEL_DIR") or None
-        tokenizer_dir = os.environ.get("CHEX_REXKG_TOKENIZER_DIR") or None
-        pipeline = os.environ.get("CHEX_KG_NEURAL_PIPELINE", "chexpo")
-        self.scorer = get_kg_scorer(backend, model_dir, tokenizer_dir, pipeline)
+        self.scorer = kg_scorer_from_env()
         self.last_metrics: dict[str, list[float]] = {}
-        logger.info("%s uses the %s KG extractor", self.registry_name, backend)
+        logger.info("%s uses the %s KG extractor", self.registry_name, os.environ.get("CHEX_KG_BACKEND", "rules"))
 
     def __call__(self, completions: list[str], solution: list[str] | None = None, **kwargs) -> list[float]:
         details = self.scorer.score(completions, _solutions(self.registry_name, completions, solution), self.inputs)

@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from tests.test_report_pages import open_page
 from utils.data.annotations import annotation_problems, load_annotations
 from utils.evaluation.results import ResultStream, original_correct, read_parts, strict_correct, summarize
 from utils.evaluation.runner import main as evaluate_main
@@ -212,32 +212,7 @@ def test_two_gloo_ranks_match_one_process(tiny_model, demo_data, reference_run, 
         assert two["accuracy"] == one["accuracy"]
 
 
-class _TokenSpans(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.samples: dict[int, list[str]] = {}
-        self._sample = None
-        self._in_token = False
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "div" and (attrs.get("id") or "").startswith("s"):
-            self._sample = int(attrs["id"][1:])
-            self.samples[self._sample] = []
-        if tag == "span" and "tok" in (attrs.get("class") or "").split():
-            self._in_token = True
-            self.samples[self._sample].append("")
-
-    def handle_endtag(self, tag):
-        if tag == "span":
-            self._in_token = False
-
-    def handle_data(self, data):
-        if self._in_token:
-            self.samples[self._sample][-1] += data
-
-
-def test_token_probabilities_and_html_report(tiny_model, demo_data, tmp_path):
+def test_token_probabilities_and_html_report(tiny_model, demo_data, tmp_path, browser):
     code = evaluate_main(
         [
             "--model_path",
@@ -256,15 +231,19 @@ def test_token_probabilities_and_html_report(tiny_model, demo_data, tmp_path):
     )
     assert code == 0
     results = json.loads((tmp_path / "test_basic" / "results.json").read_text())["results"]
-    parser = _TokenSpans()
-    parser.feed((tmp_path / "test_basic" / "report.html").read_text())
-    assert set(parser.samples) == {r["id"] for r in results}
+    open_page(browser, tmp_path / "test_basic" / "report.html")  # every sample fits on the first page here
+    shown = browser.execute_script(
+        "const out = {}; for (const s of document.querySelectorAll('.sample'))"
+        "  out[s.id.slice(1)] = [...s.querySelectorAll('.tok')].map(t => t.textContent); return out;"
+    )
+    shown = {int(k): v for k, v in shown.items()}
+    assert set(shown) == {r["id"] for r in results}
     for r in results:
         n = len(r["generated_token_ids"])
         assert n == len(r["generated_tokens"]) == len(r["token_logprobs"]) == len(r["token_probabilities"]) > 0
         assert all(len(alts) == 3 for alts in r["top_alternatives"])
         assert all(0.0 < p <= 1.0 for p in r["token_probabilities"])
-        assert parser.samples[r["id"]] == r["generated_tokens"]  # every token, in order
+        assert shown[r["id"]] == r["generated_tokens"]  # every token, in order, as the browser shows it
         text = bytes.fromhex("".join(r["generated_token_bytes"])).decode("utf-8", errors="replace")
         assert text.startswith(r["generated_text"])  # the bytes reproduce the text (plus any end token)
 

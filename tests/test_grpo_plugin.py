@@ -244,10 +244,12 @@ def test_freezing_counts_zero3_partitioned_parameters_in_full():
 
 
 def test_sub_scores_cover_the_samples_the_reward_mean_covers_under_dynamic_sampling(
-    tiny_model, train_rows, swift_plugin, tmp_path, isolated_environment
+    tiny_model, train_rows, swift_plugin, tmp_path, isolated_environment, browser
 ):
     """Every group is resampled (a threshold no std reaches), so ms-swift keeps the first batch after two retries;
-    KGJaccard = (entity_iou + relation_iou) / 2 per sample, so over the same samples the means must agree."""
+    KGJaccard = (entity_iou + relation_iou) / 2 per sample, so over the same samples the means must agree.
+    The two resample rounds' completions are the dropped ones: they go to dynamic_sampling.jsonl, the kept ones say
+    round 0, and the completions page marks the dropped groups."""
     from swift import rlhf_main
 
     isolated_environment.setenv("DYNAMIC_SAMPLE_MIN_STD", "100")
@@ -269,6 +271,31 @@ def test_sub_scores_cover_the_samples_the_reward_mean_covers_under_dynamic_sampl
     for row in steps:
         parts = (row["rewards/KGJaccard/entity_iou"] + row["rewards/KGJaccard/relation_iou"]) / 2
         assert row["rewards/KGJaccard/mean"] == pytest.approx(parts, abs=1e-6)
+    kept = _completion_rows(tmp_path)
+    assert {row["sampling_round"] for row in kept} == {0}
+    dropped = _read_jsonl(tmp_path / "dynamic_sampling.jsonl")
+    per_step = 8  # generation batch: per_device_train_batch_size 8 on one rank
+    assert sorted((row["step"], row["round"]) for row in dropped) == sorted(
+        (step, number) for step in (1, 2) for number in (1, 2) for _ in range(per_step)
+    )
+    assert all(set(row["rewards"]) == {"KGJaccard"} and isinstance(row["completion"], str) for row in dropped)
+
+    from tests.test_report_pages import open_page
+    from tools.completions_report import main as completions_report
+
+    assert completions_report([str(tmp_path)]) == 0
+    open_page(browser, tmp_path / "completions.html")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 20).until(
+        lambda b: b.execute_script("return document.querySelectorAll('.loading').length") == 0
+    )
+    groups = browser.execute_script(
+        "return [...document.querySelectorAll('#step1 .group')]"
+        ".map(g => [g.dataset.dropped, g.querySelectorAll('.gen').length])"
+    )
+    groups_per_round = per_step // 4  # 4 generations a group
+    assert groups == [["0", 4]] * groups_per_round + [["1", 4]] * (2 * groups_per_round)
 
 
 def test_rollout_log_probs_are_conditioned_on_each_prompts_own_images(tiny_model, demo_data, swift_plugin, tmp_path):

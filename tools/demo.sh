@@ -2,7 +2,7 @@
 # `make demo`: the whole pipeline on a tiny native Phi-4-MM and synthetic data, CPU only:
 #   model + data -> SFT warm-up -> score the pool with our evaluation -> sample hard examples -> evaluate (before)
 #   -> GRPO (accuracy + KG rewards, vision LoRA only, through train.sh) -> evaluate (after) -> token probabilities
-#   -> KG metrics -> reward curves -> summary.
+#   -> KG metrics -> reward curves -> the completions page and the SFT-vs-GRPO pages -> summary.
 # The tiny model and the synthetic data are built fresh in $OUT on every run (a few seconds), so no run reads a
 # stale model or dataset; MODEL_PATH / DATA_ROOT point the demo at existing ones instead.
 # Knobs: OUT, SEED, MODEL_PATH, DATA_ROOT, POOL_SIZE, TEST_SIZE, SFT_EPOCHS, SFT_LR, GRPO_STEPS, GRPO_LR,
@@ -104,8 +104,13 @@ for when in before after; do
     || { tail -n 20 "$OUT/kg_$when.log"; exit 1; }
 done
 
-step "8. reward curves"
+step "8. reward curves, what GRPO rewarded (completions page), what it changed (SFT vs GRPO pages)"
 run "$PY" tools/plot_training.py "$OUT/grpo"
+run "$PY" tools/completions_report.py "$OUT/grpo"
+for split in test_basic test_compare test_region; do
+  run "$PY" tools/compare_runs.py "$OUT/eval_before/$split" "$OUT/eval_after/$split" --labels SFT GRPO \
+    --output "$OUT/compare/$split.html"
+done
 
 step "done in $(( $(date +%s) - start )) s"
 "$PY" tools/demo_summary.py "$OUT" --data_root "$DATA_ROOT"

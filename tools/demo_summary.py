@@ -85,7 +85,9 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
         ("reward curves (PNG)", out / "grpo" / "plots"),
         ("evaluation before GRPO", out / "eval_before"),
         ("evaluation after GRPO", out / "eval_after"),
-        ("token probabilities + browser report", out / "token_prob" / "test_basic" / "report.html"),
+        ("report: X-rays, graphs, rewards, token shading", out / "token_prob" / "test_basic" / "report.html"),
+        ("what GRPO rewarded: the completions page", out / "grpo" / "completions.html"),
+        ("what GRPO changed: SFT vs GRPO, a page per split", out / "compare" / "test_basic.html"),
         ("KG metrics", out / "kg_after" / "kg_metric.json"),
     ):
         lines.append(f"  {label:66s} {path}{'' if path.exists() else '  (missing)'}")

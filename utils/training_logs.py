@@ -16,7 +16,7 @@ from pathlib import Path
 from utils.io import atomic_write_text
 
 # The run logs that ms-swift appends to, one row per logging step / per logged batch.
-RUN_LOGS = ("logging.jsonl", "completions.jsonl")
+RUN_LOGS = ("logging.jsonl", "completions.jsonl", "dynamic_sampling.jsonl")
 
 
 def read_training_log(path: str | os.PathLike) -> list[dict]:

@@ -27,7 +27,7 @@ from utils.checkpoints.phi4mm import PROMPT_FORMATS
 from utils.cli import ArgumentParser
 from utils.data.annotations import load_annotations
 from utils.evaluation.identity import FINGERPRINT_FILE, evaluation_fingerprint, fingerprint_differences
-from utils.evaluation.report import render_report
+from utils.evaluation.naming import run_name
 from utils.evaluation.results import (
     EvalItem,
     ResultStream,
@@ -44,6 +44,7 @@ from utils.evaluation.results import (
 from utils.io import InputError, atomic_write_json, atomic_write_text, read_json
 from utils.knobs import argparse_type
 from utils.log import get_logger
+from utils.reports.evaluation import render_report
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPLITS = ("test_basic", "test_compare", "test_region")
@@ -66,7 +67,10 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
     parser.add_argument("--annotation_file", help="single-file mode: one annotation JSON")
     parser.add_argument("--img_root", help="image folder (default: <data_root>/images)")
     default_out = "eval_token_prob" if token_probs else "eval"
-    parser.add_argument("--output_dir", default=str(REPO / "output" / default_out))
+    parser.add_argument(
+        "--output_dir", help=f"default: output/{default_out}/<run name> (utils/evaluation/naming.py), as evaluate.sh"
+    )
+    parser.set_defaults(default_output=default_out)
     parser.add_argument(
         "--batch_size", type=argparse_type("BATCH_SIZE"), default=16, help="requests per generate call (per rank)"
     )
@@ -204,7 +208,8 @@ def _jobs(args) -> list[SplitJob]:
     """The splits to evaluate."""
     data_root = Path(args.data_root)
     img_root = Path(args.img_root) if args.img_root else data_root / "images"
-    out = Path(args.output_dir)
+    default_out = REPO / "output" / args.default_output / run_name(args.model_path)
+    out = Path(args.output_dir) if args.output_dir else default_out
     if args.annotation_file:
         path = Path(args.annotation_file)
         return [SplitJob(path.stem, path, img_root, out / path.stem)]

@@ -22,9 +22,10 @@ is the process-wide one from `rexkg.get_extractor`, loaded once.
 from __future__ import annotations
 
 import functools
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from rexkg import KnowledgeGraph, get_extractor
 from rexkg.metrics import graph_scores
@@ -35,6 +36,15 @@ KGInputs = Literal["think", "original"]
 
 # Enough for every distinct reference of a 5,000-sample sweep several times over; a rules graph is a few KB.
 DEFAULT_CACHE_SIZE = 65_536
+
+
+class KGComparison(NamedTuple):
+    """One completion's graph, its reference's graph, the reward's scores, and how entities were keyed."""
+
+    predicted: KnowledgeGraph
+    reference: KnowledgeGraph
+    scores: dict[str, float]
+    entities_by_text: bool = False
 
 
 class KGScorer:
@@ -75,6 +85,12 @@ class KGScorer:
     ) -> list[dict[str, float]]:
         """Per completion: entity/relation precision, recall, F1 and Jaccard against its own reference, plus
         `num_entities` (entities found in the completion's reasoning). `inputs`: see the module docstring."""
+        return [comparison.scores for comparison in self.compare(completions, solutions, inputs)]
+
+    def compare(
+        self, completions: Sequence[object], solutions: Sequence[str], inputs: KGInputs = "think"
+    ) -> list[KGComparison]:
+        """`score`, with the two graphs each score came from (what the reports draw)."""
         if len(completions) != len(solutions):
             raise ValueError(f"{len(completions)} completions but {len(solutions)} solutions: they must pair up")
         if inputs not in ("think", "original"):
@@ -87,7 +103,12 @@ class KGScorer:
         references = self.reference_graphs(solutions, inputs)
         by_text = inputs == "original"
         return [
-            {**graph_scores(pred, gold, entities_by_text=by_text), "num_entities": float(len(pred.entities))}
+            KGComparison(
+                pred,
+                gold,
+                {**graph_scores(pred, gold, entities_by_text=by_text), "num_entities": float(len(pred.entities))},
+                by_text,
+            )
             for pred, gold in zip(predicted, references)
         ]
 
@@ -113,3 +134,18 @@ def get_kg_scorer(
     the reference cache too). `pipeline` applies to the neural backend; the reward's default is `chexpo`,
     CheX-Phi4MM's wrapper, the one the paper's reward ran."""
     return KGScorer(get_extractor(backend, model_dir, tokenizer_dir, pipeline if backend == "neural" else "rexkg"))
+
+
+def kg_scorer_from_env() -> KGScorer:
+    """The scorer the KG rewards use, configured as they read it: `CHEX_KG_BACKEND` (`rules` or `neural`),
+    `CHEX_REXKG_MODEL_DIR`, `CHEX_REXKG_TOKENIZER_DIR`, `CHEX_KG_NEURAL_PIPELINE` (README, "Environment variables").
+
+    >>> kg_scorer_from_env() is get_kg_scorer("rules", None, None, "chexpo")  # with none of them set
+    True
+    """
+    return get_kg_scorer(
+        os.environ.get("CHEX_KG_BACKEND", "rules"),
+        os.environ.get("CHEX_REXKG_MODEL_DIR") or None,
+        os.environ.get("CHEX_REXKG_TOKENIZER_DIR") or None,
+        os.environ.get("CHEX_KG_NEURAL_PIPELINE", "chexpo"),
+    )
