@@ -37,6 +37,7 @@ SMALL_SWEEP = {
     "DATASET_NUM_PROC": "1",
 }
 SMALL_EVAL = {"MAX_NEW_TOKENS": "8", "BATCH_SIZE": "8"}
+ONE_SPLIT = {**SMALL_EVAL, "SPLITS": "test_basic"}  # evaluate.sh on every split already ran once (the pool's)
 # The README's 8 ranks become 1 for training and 2 for evaluation (2 cores here): torchrun's path is still taken.
 ONE_RANK = {"NPROC_PER_NODE=8": "NPROC_PER_NODE=1"}
 TWO_RANKS = {"NPROC_PER_NODE=8": "NPROC_PER_NODE=2"}
@@ -160,7 +161,7 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
     (
         f"NPROC_PER_NODE=8 MODEL_PATH=output/sweep/{README_RUN} ./evaluate.sh",
         Run(
-            env=SMALL_EVAL,
+            env=ONE_SPLIT,
             replace={**ONE_RANK, README_RUN: f"{SWEEP_RUN}/checkpoint-2"},
             creates=(
                 f"output/eval/{SWEEP_RUN}/checkpoint-2/test_basic/results.json",
@@ -214,7 +215,7 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
     ),
     (
         "MODEL_PATH=checkpoints/<ckpt> NPROC_PER_NODE=8 ./evaluate.sh",
-        Run(env=SMALL_EVAL, replace={**ONE_RANK, "<ckpt>": "tiny-phi4mm"}),
+        Run(env=ONE_SPLIT, replace={**ONE_RANK, "<ckpt>": "tiny-phi4mm"}),
     ),
     ("tools/get_kg_metric.sh output/eval/<ckpt>/test_basic/results.json", Run(replace={"<ckpt>": "tiny-phi4mm"})),
     (
