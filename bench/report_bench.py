@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import random
-import shutil
 import statistics
 import sys
 import tempfile
@@ -28,8 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from tools.make_demo_data import generate  # noqa: E402
 from utils.data.annotations import image_path  # noqa: E402
+from utils.reports.browser import browser_missing, headless_chromium  # noqa: E402
 from utils.reports.completions import write_completions_report  # noqa: E402
-from utils.reports.evaluation import render_report  # noqa: E402
+from utils.reports.evaluation import PAGE_SIZE, render_report  # noqa: E402
 from utils.scoring.kg_reward import get_kg_scorer  # noqa: E402
 
 
@@ -103,31 +103,16 @@ def timed_click(driver, selector: str, ready: str) -> float:
     return time.perf_counter() - start
 
 
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=625)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        print("report_bench: needs chromium and chromedriver (bash tools/install_browser.sh)", file=sys.stderr)
+    if args.samples <= PAGE_SIZE or args.steps <= 2:
+        parser.error(f"--samples must exceed one page ({PAGE_SIZE}) and --steps 2, so that a page can be turned")
+    if browser_missing():
+        print(f"report_bench: {browser_missing()}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -157,8 +142,7 @@ def main() -> int:
         }
         blank = root / "blank.html"
         blank.write_text("<!DOCTYPE html><html><body></body></html>")
-        driver = browser()
-        try:
+        with headless_chromium() as driver:
             loads = {"blank": [], "report": [], "report page turn": [], "completions": [], "completions page turn": []}
             rendered = "return Number(document.body.dataset.rendered || 0) > 0"
             steps_ready = rendered + " && document.querySelectorAll('.step .loading').length === 0"
@@ -172,8 +156,6 @@ def main() -> int:
                         driver, ".pager .next", "return document.querySelectorAll('.step .loading').length === 0"
                     )
                 )
-        finally:
-            driver.quit()
     blank_s = statistics.median(loads["blank"])
     print(f"report.html, {args.samples} samples: written in {render_s:.1f} s")
     print(

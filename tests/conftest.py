@@ -61,26 +61,12 @@ def isolated_environment(monkeypatch):
 
 @pytest.fixture(scope="session")
 def browser():
-    """Headless Debian Chromium driven by chromedriver (selenium), for the report pages; skipped where
-    tools/install_browser.sh could not install them."""
-    import shutil
+    """Headless Debian Chromium (utils/reports/browser.py) for the report pages; skipped, saying why, where
+    tools/install_browser.sh could not install it."""
+    from utils.reports.browser import browser_missing, headless_chromium
 
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("no chromium + chromedriver on this machine (tools/install_browser.sh installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    session = webdriver.Chrome(service=Service(driver), options=options)
-    yield session
-    session.quit()
+    missing = browser_missing()
+    if missing:
+        pytest.skip(missing)
+    with headless_chromium() as driver:
+        yield driver

@@ -255,3 +255,24 @@ def test_completions_page_loads_steps_lazily_across_chunks(browser, tmp_path):
         if page < 12:
             change(browser, "document.querySelector('.pager .next').click()")
     assert browser.execute_script("return document.querySelectorAll('script[src]').length") == 3  # each chunk once
+
+
+def test_report_summary_is_results_json_summary_with_errored_samples_left_out(demo_data):
+    """The page's accuracy per type is the one results.json holds: a sample with an error (say a missing image)
+    counts in neither."""
+    from utils.evaluation.results import summarize
+    from utils.reports.evaluation import evaluation_samples, evaluation_summary
+    from utils.reports.page import ImageTable
+
+    records = _records(demo_data, 12)
+    records[1] = {**records[1], "error": "image not found: x.png", "is_correct": False, "is_correct_strict": False}
+    records[2] = {**records[2], "error": "image not found: y.png", "is_correct": True, "is_correct_strict": True}
+    samples = evaluation_samples(records, ImageTable(), get_kg_scorer("rules"))
+    summary = evaluation_summary(records, samples)
+    expected = summarize(records)
+    assert summary["by_type"]["overall"]["all"]["n"] == len(records) - 2 == expected["overall"]["num_samples"]
+    assert summary["by_type"]["overall"]["all"]["accuracy"] == expected["overall"]["accuracy"]
+    for name, block in summary["by_type"]["question_type"].items():
+        assert block["accuracy_strict"] == expected["question_type"][name]["accuracy_strict"]
+    kept = [s["rewards"]["external_kg_jac"] for s in samples if not s["error"]]
+    assert summary["by_type"]["overall"]["all"]["kg_jac"] == pytest.approx(sum(kept) / len(kept))

@@ -16,10 +16,12 @@ marked matched, missing (reference only) or invented (response only), from the k
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 
 from rexkg import KnowledgeGraph
 from rexkg.metrics import compared_keys
+from utils.data.annotations import TYPE_FIELDS
 from utils.scoring.answers import think_text
 from utils.scoring.kg_reward import KGComparison, KGScorer, kg_jaccard
 from utils.scoring.rewards import answer_f1, r1v_accuracy
@@ -102,3 +104,18 @@ def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
     return mean, se
+
+
+def per_type(samples: Sequence[dict], block: Callable[[Sequence[dict]], dict]) -> dict[str, dict[str, dict]]:
+    """`block` of all samples ({"overall": {"all": ...}}) and of each value of each type field, values sorted.
+
+    >>> per_type([{"question_type": "verify", "semantic_type": "size", "answer_type": "closed"}], len)["question_type"]
+    {'verify': 1}
+    """
+    summary: dict[str, dict] = {"overall": {"all": block(samples)}}
+    for field in TYPE_FIELDS:
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for sample in samples:
+            groups[sample[field]].append(sample)
+        summary[field] = {name: block(rows) for name, rows in sorted(groups.items())}
+    return summary

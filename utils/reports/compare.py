@@ -16,12 +16,11 @@ standard error of the mean for KG agreement), so a change can be read against it
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 from utils.data.annotations import TYPE_FIELDS
 from utils.evaluation.learning import binomial_se
-from utils.reports.analysis import analyse, mean_and_se
+from utils.reports.analysis import analyse, mean_and_se, per_type
 from utils.reports.page import ImageTable, html_page
 from utils.scoring.kg_reward import KGScorer, kg_scorer_from_env
 
@@ -104,13 +103,7 @@ def comparison_summary(samples: Sequence[dict]) -> dict:
         out["flips"] = {name: sum(r["flip"] == name for r in rows) for name in ("right→wrong", "wrong→right")}
         return out
 
-    summary: dict[str, dict] = {"overall": {"all": block(samples)}}
-    for field in TYPE_FIELDS:
-        groups: dict[str, list[dict]] = defaultdict(list)
-        for sample in samples:
-            groups[sample[field]].append(sample)
-        summary[field] = {name: block(rows) for name, rows in sorted(groups.items())}
-    return summary
+    return per_type(samples, block)
 
 
 def render_comparison(

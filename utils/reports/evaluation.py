@@ -8,7 +8,8 @@ reward run in the browser, a page of samples at a time.
 >>> import json, re
 >>> page = render_report([{"id": 0, "question": "Q?", "answer": ["yes"], "generated_text": "no",
 ...     "explanation": "<think>No effusion.</think><answer>yes</answer>", "is_correct": False,
-...     "image_paths": [], "generated_tokens": ["no"], "token_probabilities": [0.2]}], "demo")
+...     "is_correct_strict": False, "image_paths": [], "generated_tokens": ["no"],
+...     "token_probabilities": [0.2]}], "demo")
 >>> data = json.loads(re.search(r'id="data">(.*?)</script>', page).group(1))
 >>> data["samples"][0]["rewards"]["external_r1v_acc"], data["samples"][0]["min_probability"]
 (0.0, 0.2)
@@ -16,11 +17,11 @@ reward run in the browser, a page of samples at a time.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 from utils.data.annotations import TYPE_FIELDS
-from utils.reports.analysis import REWARD_NAMES, analyse, kg_histogram
+from utils.evaluation.results import summarize
+from utils.reports.analysis import REWARD_NAMES, analyse, kg_histogram, per_type
 from utils.reports.page import DEFAULT_IMAGE_SIDE, ImageTable, html_page
 from utils.scoring.kg_reward import KGScorer, kg_scorer_from_env
 
@@ -58,29 +59,30 @@ def evaluation_samples(results: Sequence[dict], images: ImageTable, scorer: KGSc
     return samples
 
 
-def evaluation_summary(samples: Sequence[dict]) -> dict:
-    """Accuracy, strict accuracy and mean KG agreement per type, and the KG agreement histogram."""
-
-    def block(rows: Sequence[dict]) -> dict:
-        n = len(rows)
-        return {
-            "n": n,
-            "accuracy": sum(r["correct"] for r in rows) / n if n else 0.0,
-            "accuracy_strict": sum(r["correct_strict"] for r in rows) / n if n else 0.0,
-            "kg_jac": sum(r["rewards"]["external_kg_jac"] for r in rows) / n if n else 0.0,
+def evaluation_summary(results: Sequence[dict], samples: Sequence[dict]) -> dict:
+    """Accuracy and strict accuracy per type as results.json has them (`summarize`: samples with an error are left
+    out), mean KG agreement over the same samples, and the KG agreement histogram."""
+    accuracy = summarize(results)
+    scored = [s for s in samples if not s["error"]]
+    kg = per_type(scored, lambda rows: sum(r["rewards"]["external_kg_jac"] for r in rows) / len(rows) if rows else 0.0)
+    by_type = {}
+    for field, groups in kg.items():
+        blocks = {"all": accuracy["overall"]} if field == "overall" else accuracy[field]
+        by_type[field] = {
+            name: {
+                "n": blocks[name]["num_samples"],
+                "accuracy": blocks[name]["accuracy"],
+                "accuracy_strict": blocks[name]["accuracy_strict"],
+                "kg_jac": mean_kg,
+            }
+            for name, mean_kg in groups.items()
         }
-
-    by_type: dict[str, dict] = {"overall": {"all": block(samples)}}
-    for field in TYPE_FIELDS:
-        groups: dict[str, list[dict]] = defaultdict(list)
-        for sample in samples:
-            groups[sample[field]].append(sample)
-        by_type[field] = {name: block(rows) for name, rows in sorted(groups.items())}
     return {
         "by_type": by_type,
-        "kg_histogram": kg_histogram([s["rewards"]["external_kg_jac"] for s in samples]),
+        "num_errors": accuracy["num_errors"],
+        "kg_histogram": kg_histogram([s["rewards"]["external_kg_jac"] for s in scored]),
         "kg_note": "external_kg_jac = (entity IoU + relation IoU) / 2 between the response's reasoning and the "
-        "reference's, as the training reward computes it.",
+        "reference's, as the training reward computes it. Samples with an error are left out, as in results.json.",
     }
 
 
@@ -98,7 +100,7 @@ def render_report(
     payload = {
         "samples": samples,
         "images": images.uris,
-        "summary": evaluation_summary(samples),
+        "summary": evaluation_summary(results, samples),
         "reward_names": list(REWARD_NAMES),
         "low_threshold": low_threshold,
         "page_size": PAGE_SIZE,
