@@ -212,26 +212,29 @@ def test_two_gloo_ranks_match_one_process(tiny_model, demo_data, reference_run, 
         assert two["accuracy"] == one["accuracy"]
 
 
-def test_token_probabilities_and_html_report(tiny_model, demo_data, tmp_path, browser):
-    code = evaluate_main(
-        [
-            "--model_path",
-            str(tiny_model),
-            "--data_root",
-            str(demo_data),
-            "--splits",
-            "test_basic",
-            "--output_dir",
-            str(tmp_path),
-            "--top_k",
-            "3",
-            *FAST,
-        ],
-        token_probs=True,
-    )
-    assert code == 0
-    results = json.loads((tmp_path / "test_basic" / "results.json").read_text())["results"]
-    open_page(browser, tmp_path / "test_basic" / "report.html")  # every sample fits on the first page here
+@pytest.fixture(scope="module")
+def token_prob_run(tiny_model, demo_data, tmp_path_factory) -> Path:
+    """evaluate_token_prob.py on test_basic with top-3 alternatives: the split folder."""
+    out = tmp_path_factory.mktemp("token_prob")
+    arguments = ["--model_path", str(tiny_model), "--data_root", str(demo_data), "--splits", "test_basic"]
+    assert evaluate_main([*arguments, "--output_dir", str(out), "--top_k", "3", *FAST], token_probs=True) == 0
+    return out / "test_basic"
+
+
+def test_token_probabilities(token_prob_run):
+    results = json.loads((token_prob_run / "results.json").read_text())["results"]
+    for r in results:
+        n = len(r["generated_token_ids"])
+        assert n == len(r["generated_tokens"]) == len(r["token_logprobs"]) == len(r["token_probabilities"]) > 0
+        assert all(len(alts) == 3 for alts in r["top_alternatives"])
+        assert all(0.0 < p <= 1.0 for p in r["token_probabilities"])
+        text = bytes.fromhex("".join(r["generated_token_bytes"])).decode("utf-8", errors="replace")
+        assert text.startswith(r["generated_text"])  # the bytes reproduce the text (plus any end token)
+
+
+def test_html_report_shows_every_token_of_every_sample(token_prob_run, browser):
+    results = json.loads((token_prob_run / "results.json").read_text())["results"]
+    open_page(browser, token_prob_run / "report.html")  # every sample fits on the first page here
     shown = browser.execute_script(
         "const out = {}; for (const s of document.querySelectorAll('.sample'))"
         "  out[s.id.slice(1)] = [...s.querySelectorAll('.tok')].map(t => t.textContent); return out;"
@@ -239,13 +242,7 @@ def test_token_probabilities_and_html_report(tiny_model, demo_data, tmp_path, br
     shown = {int(k): v for k, v in shown.items()}
     assert set(shown) == {r["id"] for r in results}
     for r in results:
-        n = len(r["generated_token_ids"])
-        assert n == len(r["generated_tokens"]) == len(r["token_logprobs"]) == len(r["token_probabilities"]) > 0
-        assert all(len(alts) == 3 for alts in r["top_alternatives"])
-        assert all(0.0 < p <= 1.0 for p in r["token_probabilities"])
         assert shown[r["id"]] == r["generated_tokens"]  # every token, in order, as the browser shows it
-        text = bytes.fromhex("".join(r["generated_token_bytes"])).decode("utf-8", errors="replace")
-        assert text.startswith(r["generated_text"])  # the bytes reproduce the text (plus any end token)
 
 
 def test_kg_metric_script_reports_entities_and_relations(reference_run, tmp_path):
