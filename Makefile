@@ -12,17 +12,27 @@ export TOKENIZERS_PARALLELISM := false
 
 venv: $(STAMP)
 
-# torch goes in first, then everything else with torch held by constraints.txt: a CPU box never pulls CUDA wheels.
+# torch goes in first, then everything else with torch held by constraints.txt. Without an NVIDIA GPU (no
+# nvidia-smi) that is the CPU build, torch 2.13.0+cpu, which PyPI does not carry: pip takes it from a wheel its
+# configuration points to (find-links) or else from PyTorch's CPU index (TORCH_CPU_INDEX). With a GPU it is PyPI's
+# CUDA build. So a CPU machine never pulls CUDA wheels.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+HAS_NVIDIA_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 1)
+TORCH := torch==2.13.0$(if $(HAS_NVIDIA_GPU),,+cpu)
+
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q "$(TORCH)" 2>/dev/null$(if $(HAS_NVIDIA_GPU),, || $(PY) -m pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX))
 	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
 	touch $(STAMP)
 
+# Tests run in TEST_WORKERS processes, a test file each at a time (their fixtures are per file). One intra-op thread
+# per test process: two torch processes with a thread per core each oversubscribe a 2-core machine many times over.
+TEST_WORKERS ?= 2
 test: venv
 	bash tools/install_browser.sh
-	$(PY) -m pytest -q tests --doctest-modules utils rexkg swift_patches/image_processor.py swift_patches/vision_attention.py swift_patches/freezing.py swift_patches/grpo_trainer.py tools/plot_training.py tools/set_is_correct.py tools/sweep_summary.py
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests --doctest-modules utils rexkg swift_patches/image_processor.py swift_patches/vision_attention.py swift_patches/freezing.py swift_patches/grpo_trainer.py tools/plot_training.py tools/set_is_correct.py tools/sweep_summary.py
 
 demo: venv
 	bash tools/demo.sh

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Chains the three evaluation modes of the original evaluate.sh; every path and flag is an environment variable.
-#   1. sweep: evaluate.py over every split under DATA_ROOT (SPLITS)
+# The evaluation modes of the original evaluate.sh; every path and flag is an environment variable.
+#   1. splits: every split of SPLITS under DATA_ROOT, generated once. Those in TOKEN_PROB_SPLITS (default: all of
+#      them) run through evaluate_token_prob.py, which writes everything evaluate.py does plus token probabilities
+#      and report.html; RUN_TOKEN_PROB=0 runs plain evaluate.py instead.
 #   2. single file: evaluate.py on ANNOTATION_FILE with IMG_ROOT (skipped when ANNOTATION_FILE is empty)
-#   3. token probabilities: evaluate_token_prob.py on TOKEN_PROB_SPLITS (RUN_TOKEN_PROB=0 skips it)
 # NPROC_PER_NODE > 1 runs each stage under torchrun (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT for multi-node).
-# DRY_RUN=1 prints the commands without running them. Extra arguments go to every stage.
+# DRY_RUN=1 makes every check of a real run and prints the commands (TARGET=gpu: a GPU node's plan). Extra
+# arguments go to every stage.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -33,6 +35,7 @@ NNODES="${NNODES:-1}"
 NODE_RANK="${NODE_RANK:-0}"
 MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="${MASTER_PORT:-29511}"
+TARGET="${TARGET:-auto}"                             # the machine the plan is for: auto (this one), gpu, cpu
 DRY_RUN="${DRY_RUN:-0}"
 # Every knob's type and range, before anything runs (utils/knobs.py).
 # shellcheck source=tools/knobs.sh
@@ -41,6 +44,26 @@ check_knobs evaluate
 # Intra-op threads per process: the cores shared by this node's processes (README, "Launchers").
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / NPROC_PER_NODE > 0 ? $(nproc) / NPROC_PER_NODE : 1 ))}"
 export OMP_NUM_THREADS
+
+die() { echo "evaluate.sh: $*" >&2; exit 2; }
+# What a real run checks before it loads a model, DRY_RUN=1 checks too.
+[ -f "$MODEL_PATH/config.json" ] || die "MODEL_PATH=$MODEL_PATH: no checkpoint there (no config.json)"
+for adapter in $ADAPTERS; do [ -d "$adapter" ] || die "ADAPTERS: $adapter: no such folder"; done
+[ -z "$ANNOTATION_FILE" ] || [ -f "$ANNOTATION_FILE" ] || die "ANNOTATION_FILE=$ANNOTATION_FILE: no such file"
+for split in $SPLITS $TOKEN_PROB_SPLITS; do
+  if [ ! -f "$DATA_ROOT/annotations/eval/${split}_vqa.json" ]; then
+    found="$(cd "$DATA_ROOT/annotations/eval" 2>/dev/null && ls -- *_vqa.json 2>/dev/null | sed 's/_vqa\.json$//' | tr '\n' ' ' || true)"
+    die "split $split: no $DATA_ROOT/annotations/eval/${split}_vqa.json (splits there: ${found:-none})"
+  fi
+done
+precision="$(cd "$HERE" && "$PYTHON" -m utils.precision auto auto "$TARGET")" || die "cannot resolve the precision"
+read -r dtype attention device machine <<<"$precision"
+if [ "$DRY_RUN" != 1 ] && [ "$device" != "$machine" ]; then
+  die "TARGET=$TARGET plans for a $device machine, but this one is $machine: use TARGET with DRY_RUN=1 only"
+fi
+backend=""
+if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then backend=", process group $([ "$device" = cuda ] && echo nccl || echo gloo)"; fi
+echo "evaluate.sh: precision $dtype, attention $attention, device $device$backend$([ "$TARGET" = auto ] || echo " (TARGET=$TARGET)")"
 
 launcher=("$PYTHON")
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
@@ -57,15 +80,23 @@ stage() {
   [ "$DRY_RUN" = 1 ] || (cd "$HERE" && "$@")
 }
 
-# shellcheck disable=SC2086
-stage "${launcher[@]}" "$HERE/evaluate.py" "${common[@]}" --data_root "$DATA_ROOT" --splits $SPLITS \
-  --img_root "$IMG_ROOT" --output_dir "$OUTPUT_DIR" "$@"
+# Each split is generated once: with token probabilities where asked (they add report.html to the same files).
+plain=() token=()
+for split in $SPLITS $TOKEN_PROB_SPLITS; do
+  case " ${plain[*]} ${token[*]} " in *" $split "*) continue ;; esac
+  if [ "$RUN_TOKEN_PROB" = 1 ] && [[ " $TOKEN_PROB_SPLITS " == *" $split "* ]]; then token+=("$split"); else plain+=("$split"); fi
+done
+if [ "${#plain[@]}" -gt 0 ]; then
+  stage "${launcher[@]}" "$HERE/evaluate.py" "${common[@]}" --data_root "$DATA_ROOT" --splits "${plain[@]}" \
+    --img_root "$IMG_ROOT" --output_dir "$OUTPUT_DIR" "$@"
+fi
+if [ "${#token[@]}" -gt 0 ]; then
+  stage "${launcher[@]}" "$HERE/evaluate_token_prob.py" "${common[@]}" --data_root "$DATA_ROOT" \
+    --splits "${token[@]}" --img_root "$IMG_ROOT" --top_k "$TOP_K" --output_dir "$OUTPUT_DIR" "$@"
+fi
 if [ -n "$ANNOTATION_FILE" ]; then
   stage "${launcher[@]}" "$HERE/evaluate.py" "${common[@]}" --annotation_file "$ANNOTATION_FILE" \
     --img_root "$IMG_ROOT" --output_dir "$OUTPUT_DIR/single" "$@"
 fi
-if [ "$RUN_TOKEN_PROB" = 1 ]; then
-  # shellcheck disable=SC2086
-  stage "${launcher[@]}" "$HERE/evaluate_token_prob.py" "${common[@]}" --data_root "$DATA_ROOT" \
-    --splits $TOKEN_PROB_SPLITS --img_root "$IMG_ROOT" --top_k "$TOP_K" --output_dir "$OUTPUT_DIR/token_prob" "$@"
-fi
+[ "$DRY_RUN" = 1 ] && echo "evaluate.sh: DRY_RUN=1: every check of a real run passed; nothing was generated or written"
+exit 0

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One GRPO job: the CheXPO-v2 recipe on a native Phi-4-MM checkpoint, through `swift rlhf` + plugin.py.
-# Every knob is an environment variable; defaults are the paper's recipe (see README "Training").
+# Every knob is an environment variable; defaults are the paper's recipe (see docs/training.md).
 #   MODEL_PATH=... DATASET=... ./train.sh [-- extra ms-swift arguments]
-# DRY_RUN=1 prints the resolved command without running it. RESUME=1 continues from the last checkpoint.
+# DRY_RUN=1 makes every check of a real run, prints the resolved command and stops (TARGET=gpu: a GPU node's plan).
+# RESUME=1 continues from the last checkpoint.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -42,6 +43,7 @@ TORCH_DTYPE="${TORCH_DTYPE:-auto}"                   # auto: bfloat16 on CUDA, f
 ATTN_IMPL="${ATTN_IMPL:-auto}"                       # auto: flash_attention_2 with CUDA + flash-attn, else sdpa
 DEEPSPEED="${DEEPSPEED:-}"                           # zero2 | zero3 | a config path
 USE_VLLM="${USE_VLLM:-false}"                        # refused: see below
+TARGET="${TARGET:-auto}"                             # the machine the plan is for: auto (this one), gpu, cpu
 NPROC_PER_NODE="${NPROC_PER_NODE:-1}"
 NNODES="${NNODES:-1}"
 NODE_RANK="${NODE_RANK:-0}"
@@ -60,6 +62,16 @@ SWIFT="${SWIFT:-$( [ -x "$HERE/.venv/bin/swift" ] && echo "$HERE/.venv/bin/swift
 [ "${1:-}" = "--" ] && shift
 
 die() { echo "train.sh: $*" >&2; exit 2; }
+# A user's own ms-swift plugins (`-- --external_plugins my.py`) may register rewards: the knob check loads them.
+extra_plugins=() taking=0
+for arg in "$@"; do
+  case "$arg" in
+    --external_plugins) taking=1 ;;
+    --*) taking=0 ;;
+    *) [ "$taking" = 1 ] && extra_plugins+=("$arg") ;;
+  esac
+done
+export CHEX_EXTRA_PLUGINS="${extra_plugins[*]}"
 # Every knob's type and range, before anything is planned or written (utils/knobs.py).
 # shellcheck source=tools/knobs.sh
 source "$HERE/tools/knobs.sh"
@@ -69,17 +81,29 @@ check_knobs train
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / ${NPROC_PER_NODE:-1} > 0 ? $(nproc) / ${NPROC_PER_NODE:-1} : 1 ))}"
 
 # Precision: one policy with evaluation (utils/precision.py): bf16 + flash-attention where CUDA and flash-attn exist,
-# bf16 + sdpa on CUDA without flash-attn, float32 + sdpa on CPU.
-precision="$(cd "$HERE" && "$PYTHON" -m utils.precision "$TORCH_DTYPE" "$ATTN_IMPL")" \
+# bf16 + sdpa on CUDA without flash-attn, float32 + sdpa on CPU. TARGET=gpu plans for a GPU node from a login node.
+precision="$(cd "$HERE" && "$PYTHON" -m utils.precision "$TORCH_DTYPE" "$ATTN_IMPL" "$TARGET")" \
   || die "cannot resolve TORCH_DTYPE=$TORCH_DTYPE ATTN_IMPL=$ATTN_IMPL (see the error above)"
-read -r TORCH_DTYPE ATTN_IMPL DEVICE <<<"$precision"
-echo "train.sh: precision $TORCH_DTYPE, attention $ATTN_IMPL"
+read -r TORCH_DTYPE ATTN_IMPL DEVICE MACHINE <<<"$precision"
+if [ "$DRY_RUN" != 1 ] && [ "$DEVICE" != "$MACHINE" ]; then
+  die "TARGET=$TARGET plans for a $DEVICE machine, but this one is $MACHINE: use TARGET with DRY_RUN=1 only"
+fi
+echo "train.sh: precision $TORCH_DTYPE, attention $ATTN_IMPL, device $DEVICE$([ "$TARGET" = auto ] || echo " (TARGET=$TARGET)")"
 
 case "$DEEPSPEED" in
   "") deepspeed=() ;;
   zero2|zero3) deepspeed=(--deepspeed "$HERE/tools/deepspeed/$DEEPSPEED.json") ;;
   *) [ -f "$DEEPSPEED" ] || die "DEEPSPEED=$DEEPSPEED: use zero2, zero3 or a config file"; deepspeed=(--deepspeed "$DEEPSPEED") ;;
 esac
+
+# vLLM cannot run the native model (swift_patches/phi4mm.py, VLLM_UNSUPPORTED): say so before anything starts.
+[ "$USE_VLLM" = true ] && die "USE_VLLM=true: vLLM cannot run phi4_mm_native (vLLM 0.32 runs only the remote-code \
+Phi4MMForCausalLM, with the vision LoRA as a LoRA request); rollouts use the transformers engine (docs/real-checkpoints.md)"
+
+[ -f "$MODEL_PATH/config.json" ] || die "MODEL_PATH=$MODEL_PATH: no checkpoint there (no config.json); convert \
+microsoft's SFT checkpoint with tools/convert_phi4mm_checkpoint.py"
+[ -f "$DATASET" ] || die "DATASET=$DATASET: no such file (draw a training set with tools/sample_data.py, or convert \
+an annotation file with tools/convert_to_grpo.py)"
 
 resume=()
 if [ "$RESUME" = 1 ]; then
@@ -91,10 +115,6 @@ if [ "$RESUME" = 1 ]; then
   if [ -n "$last" ]; then resume=(--resume_from_checkpoint "$last"); echo "train.sh: resuming from $last"
   else echo "train.sh: RESUME=1 but no checkpoint in $OUTPUT_DIR: starting fresh"; fi
 fi
-
-# vLLM cannot run the native model (swift_patches/phi4mm.py, VLLM_UNSUPPORTED): say so before anything starts.
-[ "$USE_VLLM" = true ] && die "USE_VLLM=true: vLLM cannot run phi4_mm_native (vLLM 0.32 runs only the remote-code \
-Phi4MMForCausalLM, with the vision LoRA as a LoRA request); rollouts use the transformers engine (README, \"Real checkpoints\")"
 
 # shellcheck disable=SC2206
 reward_funcs=($REWARD_FUNCS)
@@ -116,7 +136,6 @@ if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   fi
 fi
 
-# Pre-flight: every row's fields and every image decoded in full (tools/validate_data.py) before any model loads.
 # SKIP_BAD_ROWS=1 trains on the good rows, written next to the run with the list of skipped ones.
 train_dataset="$DATASET"
 [ "$SKIP_BAD_ROWS" = 1 ] && train_dataset="$OUTPUT_DIR/dataset_checked.jsonl"
@@ -137,43 +156,57 @@ cmd=("$SWIFT" rlhf --rlhf_type grpo
   --dataloader_num_workers "$DATALOADER_WORKERS" --dataset_num_proc "$DATASET_NUM_PROC"
   "${deepspeed[@]}" "${distributed[@]}" "${resume[@]}" "$@")
 
-printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
-[ "$DRY_RUN" = 1 ] && exit 0
-
-[ -d "$MODEL_PATH" ] || die "MODEL_PATH=$MODEL_PATH: no such checkpoint folder (convert one with tools/convert_phi4mm_checkpoint.py)"
-[ -f "$DATASET" ] || die "DATASET=$DATASET: no such file (build it with tools/sample_data.py)"
-mkdir -p "$LOG_DIR" "$OUTPUT_DIR"
-# One writer per run folder. fd 9 holds an exclusive lock that every child inherits, so it is released only when
-# the last process of this job exits: a second train.sh on the folder refuses, also while an orphan still writes.
-exec 9>>"$OUTPUT_DIR/.train.lock"
-if ! flock -n 9; then
-  die "OUTPUT_DIR=$OUTPUT_DIR is being written by another training job ($(cat "$OUTPUT_DIR/.train.pid" 2>/dev/null \
+if [ "$DRY_RUN" = 1 ]; then
+  # The same checks as the real run below, with what they would write kept in a folder removed on exit.
+  checks="$(mktemp -d)"
+  trap 'rm -rf "$checks"' EXIT
+else
+  checks="$OUTPUT_DIR"
+  mkdir -p "$LOG_DIR" "$OUTPUT_DIR"
+  # One writer per run folder. fd 9 holds an exclusive lock that every child inherits, so it is released only when
+  # the last process of this job exits: a second train.sh on the folder refuses, also while an orphan still writes.
+  exec 9>>"$OUTPUT_DIR/.train.lock"
+  if ! flock -n 9; then
+    die "OUTPUT_DIR=$OUTPUT_DIR is being written by another training job ($(cat "$OUTPUT_DIR/.train.pid" 2>/dev/null \
 || echo 'holder unknown')); stop it, or choose another OUTPUT_DIR"
+  fi
+  echo "train.sh pid $$ (process group $(ps -o pgid= $$ | tr -d ' ')), started $(date -Is)" > "$OUTPUT_DIR/.train.pid"
+  cleanup=('rm -f "$OUTPUT_DIR/.train.pid"')
+  # Under train_loop.sh (CHEX_SUPERVISOR_PID, in a process group of its own): if the sweep dies, even by kill -9,
+  # this job's whole process group goes with it within a second.
+  if [ -n "${CHEX_SUPERVISOR_PID:-}" ]; then
+    group="$(ps -o pgid= $$ | tr -d ' ')"
+    ( while kill -0 "$CHEX_SUPERVISOR_PID" 2>/dev/null; do sleep 1; done
+      echo "train.sh: the sweep (pid $CHEX_SUPERVISOR_PID) is gone: stopping this job" >&2
+      kill -KILL -- "-$group" ) 9>&- &
+    watchdog=$!
+    cleanup+=('kill "$watchdog" 2>/dev/null || true')
+  fi
+  trap 'for action in "${cleanup[@]}"; do eval "$action"; done' EXIT
 fi
-echo "train.sh pid $$ (process group $(ps -o pgid= $$ | tr -d ' ')), started $(date -Is)" > "$OUTPUT_DIR/.train.pid"
-# Under train_loop.sh (CHEX_SUPERVISOR_PID, in a process group of its own): if the sweep dies, even by kill -9,
-# this job's whole process group goes with it within a second.
-if [ -n "${CHEX_SUPERVISOR_PID:-}" ]; then
-  group="$(ps -o pgid= $$ | tr -d ' ')"
-  ( while kill -0 "$CHEX_SUPERVISOR_PID" 2>/dev/null; do sleep 1; done
-    echo "train.sh: the sweep (pid $CHEX_SUPERVISOR_PID) is gone: stopping this job" >&2
-    kill -KILL -- "-$group" ) 9>&- &
-  watchdog=$!
-  trap 'kill "$watchdog" 2>/dev/null || true' EXIT
-fi
+
+# Pre-flight: every row's fields and every image decoded in full (tools/validate_data.py), then every prompt against
+# MAX_LENGTH at DYNAMIC_HD crops, before any model loads. DRY_RUN=1 runs the same checks.
+checked_dataset="$DATASET"
 preflight=("$PYTHON" "$HERE/tools/validate_data.py" "$DATASET" --kind grpo --base-dir "$HERE" --workers "$DATASET_NUM_PROC")
 if [ "$SKIP_BAD_ROWS" = 1 ]; then
-  preflight+=(--good-output "$train_dataset" --skipped-output "$OUTPUT_DIR/skipped_rows.jsonl")
+  checked_dataset="$checks/dataset_checked.jsonl"
+  preflight+=(--good-output "$checked_dataset" --skipped-output "$checks/skipped_rows.jsonl")
 fi
 echo "train.sh: pre-flight check of $DATASET"
 "${preflight[@]}" || die "pre-flight check of $DATASET failed: every bad row is listed above (SKIP_BAD_ROWS=1 trains on the good ones)"
 [ "$SKIP_BAD_ROWS" = 1 ] && echo "train.sh: SKIP_BAD_ROWS=1: training on $train_dataset; skipped rows in $OUTPUT_DIR/skipped_rows.jsonl"
 truncation=()
 [ "$ALLOW_TRUNCATION" = 1 ] && truncation=(--allow-truncation)
-# Every prompt against MAX_LENGTH at DYNAMIC_HD crops before any compute is spent; the figures stay with the run.
-"$PYTHON" "$HERE/tools/check_prompt_length.py" --model "$MODEL_PATH" --dataset "$train_dataset" --max_length "$MAX_LENGTH" \
-  --dynamic_hd "$DYNAMIC_HD" --report "$OUTPUT_DIR/prompt_lengths.json" "${truncation[@]}" 2>&1 \
+"$PYTHON" "$HERE/tools/check_prompt_length.py" --model "$MODEL_PATH" --dataset "$checked_dataset" --max_length "$MAX_LENGTH" \
+  --dynamic_hd "$DYNAMIC_HD" --report "$checks/prompt_lengths.json" "${truncation[@]}" 2>&1 \
   | grep -E "^(check_prompt_length|error):" || die "prompt-length check failed (see above)"
+
+printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
+if [ "$DRY_RUN" = 1 ]; then
+  echo "train.sh: DRY_RUN=1: every check of a real run passed; nothing was trained or written"
+  exit 0
+fi
 log="$LOG_DIR/train_${RUN_NAME}_$(date +%Y%m%d_%H%M%S).log"
 echo "train.sh: log $log"
 cd "$HERE"

@@ -27,14 +27,19 @@ missing=()
 for type in $SAMPLE_TYPES; do
   for size in $DATASET_SIZES; do
     dataset="$DATA_ROOT/annotations/$type/$size.jsonl"
-    [ -f "$dataset" ] || missing+=("$dataset")
+    if [ ! -f "$dataset" ]; then missing+=("$dataset")
+    elif ! grep -q . "$dataset"; then missing+=("$dataset (empty)")
+    fi
   done
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "train_loop.sh: ${#missing[@]} dataset(s) of the sweep are missing (build them with tools/sample_data.py):" >&2
+  echo "train_loop.sh: ${#missing[@]} dataset(s) of the sweep are missing or empty (build them with tools/sample_data.py):" >&2
   printf '  %s\n' "${missing[@]}" >&2
   exit 2
 fi
+[ -f "${MODEL_PATH:-$HERE/checkpoints/chex-phi4mm-sft}/config.json" ] || { echo "train_loop.sh: \
+MODEL_PATH=${MODEL_PATH:-$HERE/checkpoints/chex-phi4mm-sft}: no checkpoint there (no config.json); convert microsoft's \
+SFT checkpoint with tools/convert_phi4mm_checkpoint.py" >&2; exit 2; }
 
 # The plan: every run's real row count. A set drawn with --allow-short can hold fewer rows than its file name says;
 # such a run is marked here and in the final table, never trained silently under the bigger name.

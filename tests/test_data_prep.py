@@ -227,7 +227,7 @@ def test_sampler_stops_on_a_short_stratum(data_copy):
     assert not training_set_path(data_copy, "hard_uniform", 1000).exists()
 
 
-def test_sampler_output_paths_are_what_train_loop_reads(data_copy):
+def test_sampler_output_paths_are_what_train_loop_reads(tiny_model, data_copy):
     assert (
         _sample(data_copy, "--sample_types", "hard_uniform", "uniform", "--sizes", "5", "--allow-short").returncode
         == 0
@@ -239,6 +239,7 @@ def test_sampler_output_paths_are_what_train_loop_reads(data_copy):
         env={
             **os.environ,
             "DRY_RUN": "1",
+            "MODEL_PATH": str(tiny_model),
             "DATA_ROOT": str(data_copy),
             "SAMPLE_TYPES": "hard_uniform uniform",
             "DATASET_SIZES": "5",
@@ -425,3 +426,39 @@ def test_validator_reports_each_defect_with_index_and_field(kind, content, expec
         )
         == 0
     )
+
+
+def test_an_empty_pool_stops_with_one_line_and_writes_nothing(tmp_path):
+    """It used to exit 0, write six empty sets and warn about an --allow-short that was never passed."""
+    pool = tmp_path / "empty.json"
+    pool.write_text("[]")
+    completed = _sample(tmp_path / "data", "--pool", str(pool))
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [f"error: {pool}: no annotations (an empty list)"]
+    assert "--allow-short" not in completed.stderr and not (tmp_path / "data").exists()
+
+
+def test_a_pool_without_wrong_items_draws_no_empty_hard_set(data_copy):
+    pool = data_copy / "annotations" / "eval" / "valid_all_vqa.json"
+    rows = json.loads(pool.read_text())
+    for row in rows:
+        row["is_correct"] = True
+    pool.write_text(json.dumps(rows))
+    completed = _sample(data_copy, "--sample_types", "hard_uniform", "--sizes", "5", "--allow-short")
+    assert completed.returncode == 2 and "no item has is_correct false" in completed.stderr
+    assert not training_set_path(data_copy, "hard_uniform", 5).exists()
+
+
+def test_validation_without_kind_flags_an_empty_answer_and_a_wrong_kind_names_the_converter(tmp_path):
+    from utils.data.validation import check_file
+
+    annotations = tmp_path / "a.json"
+    annotations.write_text(json.dumps([{"image_ids": ["x"], "question": "Which side?", "answer": []}]))
+    assert check_file(annotations, check_images=False).messages() == [
+        f"{annotations}: index 0: field 'answer': empty (no reference answer)"
+    ]
+    as_rows = check_file(annotations, kind="grpo", check_images=False).messages()
+    assert len(as_rows) == 1 and "tools/convert_to_grpo.py" in as_rows[0]
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    assert check_file(empty, kind="grpo").messages() == [f"{empty}: no records (an empty file)"]

@@ -310,6 +310,8 @@ def test_missing_image_with_strict_stops(tiny_model, demo_data, tmp_path, capsys
         ('[{"image_ids": "a", "question": "q", "answer": "a"}]', "index 0: field 'image_ids'"),
         ('{"results": []}', "expected a JSON list of annotations"),
         ('[{"image_ids": ["a"], "question": "q", "answer": "a"},', "malformed JSON"),
+        ("[]", "no annotations (an empty list)"),  # it used to report accuracy 0.0 over 0 samples, exit 0
+        ('[{"image_ids": ["a"], "question": "q", "answer": []}]', "index 0: field 'answer': empty"),
     ],
 )
 def test_bad_annotation_file_exits_2_with_one_line(content, message, tmp_path):
@@ -465,7 +467,13 @@ def test_two_runs_checkpoints_sharing_a_basename_never_share_results(tiny_model,
     for model in (first, second):
         dry = subprocess.run(
             ["bash", str(REPO / "evaluate.sh")],
-            env={**_env(), "DRY_RUN": "1", "MODEL_PATH": str(model), "RUN_TOKEN_PROB": "0"},
+            env={
+                **_env(),
+                "DRY_RUN": "1",
+                "MODEL_PATH": str(model),
+                "DATA_ROOT": str(demo_data),
+                "RUN_TOKEN_PROB": "0",
+            },
             capture_output=True,
             text=True,
             check=True,

@@ -38,28 +38,96 @@ def _planned_command(stdout: str) -> str:
     return next(line for line in stdout.splitlines() if line.startswith("+ "))
 
 
-def _expected(dtype: str = "float32", attn: str = "sdpa", **paths) -> str:
-    defaults = {
-        "model": REPO / "checkpoints" / "chex-phi4mm-sft",
-        "dataset": REPO / "data" / "MIMIC-VQA-CoT" / "annotations" / "hard_uniform" / "5000.jsonl",
-        "output": REPO / "output" / "grpo" / "hard_uniform_5000",
+def _expected(recipe: dict, dtype: str = "float32", attn: str = "sdpa") -> str:
+    dataset = Path(recipe["DATASET"])
+    paths = {
+        "model": recipe["MODEL_PATH"],
+        "dataset": dataset,
+        "output": REPO / "output" / "grpo" / f"{dataset.parent.name}_{dataset.stem}",
     }
-    return RECIPE.format(repo=REPO, dtype=dtype, attn=attn, **{**defaults, **paths})
+    return RECIPE.format(repo=REPO, dtype=dtype, attn=attn, **paths)
 
 
-def test_dry_run_prints_the_papers_recipe():
-    completed = _run("train.sh", {"DRY_RUN": "1"})
+@pytest.fixture(scope="module")
+def recipe(tiny_model, demo_data, tmp_path_factory) -> dict:
+    """A checkpoint and a GRPO set that exist: a dry run checks them as the real run does."""
+    from tools.sample_data import main as sample
+
+    root = tmp_path_factory.mktemp("recipe") / "data"
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").symlink_to(demo_data / "images")
+    pool = demo_data / "annotations" / "eval" / "valid_all_vqa.json"
+    assert sample(["--data_root", str(root), "--pool", str(pool), "--sample_types", "uniform", "--sizes", "8"]) == 0
+    return {"MODEL_PATH": str(tiny_model), "DATASET": str(root / "annotations" / "uniform" / "8.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def default_plan(recipe) -> subprocess.CompletedProcess:
+    """One dry run of the paper's recipe (every check of a real run costs seconds): the tests that read it share it."""
+    return _run("train.sh", {**recipe, "DRY_RUN": "1"})
+
+
+def test_dry_run_prints_the_papers_recipe(recipe, default_plan):
+    completed = default_plan
     assert completed.returncode == 0, completed.stderr
-    assert "precision float32, attention sdpa" in completed.stdout  # CPU: float32 + sdpa, and it says so
+    assert "precision float32, attention sdpa, device cpu" in completed.stdout  # CPU: float32 + sdpa, and it says so
     swift = REPO / ".venv" / "bin" / "swift"
     assert _planned_command(completed.stdout) == (
         "+ FREEZE_NON_VISION_PARAMS=1 FREEZE_TRAIN_LM_HEAD=0 DYNAMIC_SAMPLE_MIN_STD=0.06 DYNAMIC_HD=4 "
-        f"OMP_NUM_THREADS={os.cpu_count()} {swift} rlhf {_expected()}"
+        f"OMP_NUM_THREADS={os.cpu_count()} {swift} rlhf {_expected(recipe)}"
     )
+    # the dry run made the real run's checks, and wrote nothing
+    assert "pre-flight check of" in completed.stdout and "check_prompt_length:" in completed.stdout
+    assert not (REPO / "output" / "grpo" / "uniform_8").exists()
 
 
-def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed():
+def test_dry_run_shows_a_gpu_nodes_plan_from_a_cpu_machine(recipe):
+    """TARGET=gpu: the plan the GPU node will run, from a login node; a real run refuses the mismatch."""
+    completed = _run("train.sh", {**recipe, "DRY_RUN": "1", "TARGET": "gpu", "NPROC_PER_NODE": "8"})
+    assert completed.returncode == 0, completed.stderr
+    assert "precision bfloat16, attention flash_attention_2, device cuda (TARGET=gpu)" in completed.stdout
+    plan = _planned_command(completed.stdout)
+    assert "--torch_dtype bfloat16 --attn_impl flash_attention_2" in plan
+    assert "gloo" not in plan and "ACCELERATE_USE_CPU" not in plan  # nccl: ms-swift's default on CUDA
+    real = _run("train.sh", {**recipe, "TARGET": "gpu"})
+    assert real.returncode == 2 and "this one is cpu" in real.stderr
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"NUM_GENERATIONS": "3"}, "NUM_GENERATIONS=3: a step holds PER_DEVICE_BATCH 8 x 1 process(es)"),
+        ({"REWARD_FUNCS": "external_r1v_acc external_kg_jacc"}, "did you mean external_kg_jac?"),
+        ({"REWARD_WEIGHTS": "1"}, "REWARD_WEIGHTS=1: 1 weight for 2 rewards"),
+        ({"LEARNING_RATE": "1e-5"}, "LEARNING_RATE=1e-5: train.sh has no such knob; did you mean LR?"),
+        ({"MODEL_PATH": "/nonexistent/ckpt"}, "MODEL_PATH=/nonexistent/ckpt: no checkpoint there"),
+        ({"DATASET": "/nonexistent/set.jsonl"}, "DATASET=/nonexistent/set.jsonl: no such file"),
+    ],
+)
+@pytest.mark.parametrize("dry_run", ["0", "1"])
+def test_what_the_real_run_rejects_the_dry_run_rejects_first(recipe, knobs, message, dry_run, tmp_path):
+    """Each of these used to print a normal plan under DRY_RUN=1; the real run died later in ms-swift or trained
+    with the knob ignored. Both now stop before any model loads, and write nothing."""
+    out = tmp_path / "out"
+    env = {**recipe, **knobs, "DRY_RUN": dry_run, "OUTPUT_DIR": str(out), "LOG_DIR": str(out)}
+    completed = _run("train.sh", env, timeout=120)
+    assert completed.returncode == 2, completed.stdout[-2000:]
+    assert message in completed.stderr
+    assert not out.exists()
+
+
+def test_an_annotation_file_as_dataset_names_the_converter(recipe, demo_data, tmp_path):
+    annotations = demo_data / "annotations" / "eval" / "test_basic_vqa.json"
+    out = tmp_path / "out"
+    completed = _run("train.sh", {**recipe, "DATASET": str(annotations), "DRY_RUN": "1", "OUTPUT_DIR": str(out)})
+    assert completed.returncode == 2
+    assert "an annotation file" in completed.stdout and "tools/convert_to_grpo.py" in completed.stdout
+    assert completed.stdout.count("test_basic_vqa.json: ") == 1  # one line, not one per row
+
+
+def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed(recipe):
     env = {
+        **recipe,
         "DRY_RUN": "1",
         "NPROC_PER_NODE": "8",
         "NNODES": "2",
@@ -79,16 +147,16 @@ def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed():
         "NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 "
         # this machine has no CUDA: DDP over gloo, with accelerate told the ranks are CPUs (see train.sh)
         f"ACCELERATE_USE_CPU=true {swift} rlhf "
-        f"{_expected('bfloat16', 'flash_attention_2')} --deepspeed {config} --ddp_backend gloo "
+        f"{_expected(recipe, 'bfloat16', 'flash_attention_2')} --deepspeed {config} --ddp_backend gloo "
         "--gradient_checkpointing true"
     )
     assert json.loads(config.read_text())["zero_optimization"]["stage"] == 3
-    zero2 = _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero2"})
+    zero2 = _run("train.sh", {**recipe, "DRY_RUN": "1", "DEEPSPEED": "zero2"})
     assert f"--deepspeed {REPO / 'tools' / 'deepspeed' / 'zero2.json'}" in _planned_command(zero2.stdout)
     # vLLM cannot run the native model: refused before anything starts, with the reason and what to use.
-    vllm = _run("train.sh", {"DRY_RUN": "1", "USE_VLLM": "true"})
+    vllm = _run("train.sh", {**recipe, "DRY_RUN": "1", "USE_VLLM": "true"})
     assert vllm.returncode == 2 and "remote-code" in vllm.stderr and "transformers engine" in vllm.stderr
-    assert _run("train.sh", {"DRY_RUN": "1", "DEEPSPEED": "zero9"}).returncode == 2
+    assert _run("train.sh", {**recipe, "DRY_RUN": "1", "DEEPSPEED": "zero9"}).returncode == 2
 
 
 def _tiny_env(tiny_model: Path, tmp_path: Path) -> dict:
@@ -214,49 +282,46 @@ def _one_run_sweep(tiny_model: Path, sampled_root: Path, tmp_path: Path, **knobs
     return env, tmp_path / "sweep" / "uniform_12_lr4e-6_g4_beta0.5"
 
 
-def test_kill_9_of_the_sweep_kills_its_training_and_one_writer_is_enforced(tiny_model, sampled_root, tmp_path):
-    env, run_dir = _one_run_sweep(tiny_model, sampled_root, tmp_path, MAX_STEPS="500", SAVE_STEPS="1000")
-    sweep = _start_sweep(env)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (run_dir / "logging.jsonl").is_file():
-        time.sleep(0.1)
-    assert (run_dir / "logging.jsonl").is_file(), "training never started"
-    # A second trainer on the same folder refuses, naming the holder.
-    second = _run(
-        "train.sh",
-        {
+def test_a_second_trainer_on_a_held_folder_refuses_naming_the_holder(tiny_model, sampled_root, tmp_path):
+    """The lock a job holds (and every child inherits) keeps a second trainer out, naming the holder."""
+    import fcntl
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".train.pid").write_text("train.sh pid 4242 (process group 4242), started earlier")
+    with open(run_dir / ".train.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running job's process tree holds it
+        env = {
             **_tiny_env(tiny_model, tmp_path),
             "DATASET": str(sampled_root / "annotations" / "uniform" / "12.jsonl"),
             "OUTPUT_DIR": str(run_dir),
-        },
-        timeout=120,
-    )
-    assert second.returncode == 2 and "being written by another training job (train.sh pid" in second.stderr
-    assert not list(run_dir.glob("checkpoint-*"))
-    sweep.kill()  # kill -9 of the sweep's own process, as a user or a scheduler does
+        }
+        second = _run("train.sh", env, timeout=120)
+    assert second.returncode == 2 and "being written by another training job (train.sh pid 4242" in second.stderr
+    assert not (run_dir / "logging.jsonl").exists()
+
+
+def test_kill_9_of_the_sweep_takes_its_training_with_it_and_the_sweep_resumes(tiny_model, sampled_root, tmp_path):
+    env, run_dir = _one_run_sweep(tiny_model, sampled_root, tmp_path, MAX_STEPS="6")
+    sweep = _start_sweep(env)
+    deadline = time.time() + 300
+    while time.time() < deadline and sweep.poll() is None:
+        if (run_dir / "checkpoint-1" / "trainer_state.json").is_file():  # the trainer writes it last
+            sweep.kill()  # kill -9 of the sweep's own process only, as a user or a scheduler does
+            break
+        time.sleep(0.05)
     sweep.wait()
+    assert sweep.returncode == -signal.SIGKILL and not (run_dir / ".done").exists()  # really killed mid-run
     assert _processes_writing(run_dir, within=15) == []  # train.sh, swift and the trainer went with it
     rows = len((run_dir / "logging.jsonl").read_text().splitlines())
     time.sleep(2)
     assert len((run_dir / "logging.jsonl").read_text().splitlines()) == rows  # nothing writes any more
-
-
-def test_sweep_resumes_after_a_killed_run(tiny_model, sampled_root, tmp_path):
-    env, run_dir = _one_run_sweep(tiny_model, sampled_root, tmp_path, MAX_STEPS="6")
-    process = _start_sweep(env)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if (run_dir / "checkpoint-1" / "trainer_state.json").is_file():  # the trainer writes it last
-            os.killpg(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL and not (run_dir / ".done").exists()  # really killed mid-run
-    assert _processes_writing(run_dir, within=15) == []  # the job died with the sweep
+    assert not (run_dir / ".train.pid").exists() or _processes_writing(run_dir, within=0) == []
     resumed = _run("train_loop.sh", env, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert ": resuming" in resumed.stdout and "--resume_from_checkpoint" in resumed.stdout
     assert (run_dir / ".done").exists() and (run_dir / "checkpoint-6").is_dir()
+    assert not (run_dir / ".train.pid").exists()  # a finished job leaves no pid behind
     table = resumed.stdout.splitlines()
     header = next(i for i, line in enumerate(table) if line.split()[:2] == ["run", "status"])
     assert "KGJaccard" in table[header] and "R1VAccuracy" in table[header]
@@ -284,10 +349,10 @@ def test_sweep_with_missing_datasets_lists_them_all_and_trains_nothing(sampled_r
     assert not (tmp_path / "sweep").exists()
 
 
-def test_recipe_defaults_leave_at_least_four_checkpoints_on_eight_gpus():
+def test_recipe_defaults_leave_at_least_four_checkpoints_on_eight_gpus(default_plan):
     from tools.gpu_plan import RecipePlan, parameter_counts, schedule
 
-    command = _planned_command(_run("train.sh", {"DRY_RUN": "1"}).stdout).split()
+    command = _planned_command(default_plan.stdout).split()
     save_steps = int(command[command.index("--save_steps") + 1])
     save_total_limit = int(command[command.index("--save_total_limit") + 1])
     plan = RecipePlan(gpus=8, samples=5000, num_generations=8, per_device_batch=8, save_steps=save_steps)
@@ -297,12 +362,13 @@ def test_recipe_defaults_leave_at_least_four_checkpoints_on_eight_gpus():
     assert abs(counts["vision_lora"] / 370e6 - 1) < 0.02 and abs(counts["speech_lora"] / 460e6 - 1) < 0.02
 
 
-def test_a_short_set_is_marked_in_the_sweep_plan_and_table(sampled_root, tmp_path):
+def test_a_short_set_is_marked_in_the_sweep_plan_and_table(tiny_model, sampled_root, tmp_path):
     """A set drawn with --allow-short holds fewer rows than its name says: the sweep shows the real count."""
     sets = sampled_root / "annotations" / "uniform"
     rows = len((sets / "12.jsonl").read_text().splitlines())
     (sets / "1000.jsonl").write_text((sets / "12.jsonl").read_text())  # what --allow-short writes for 1000
     env = {
+        "MODEL_PATH": str(tiny_model),
         "DATA_ROOT": str(sampled_root),
         "SAMPLE_TYPES": "uniform",
         "DATASET_SIZES": "12 1000",
@@ -363,10 +429,53 @@ def test_evaluate_py_checks_its_options_with_the_same_rules(tmp_path):
         assert completed.returncode == 2 and message in completed.stderr
 
 
-def test_threads_are_the_cores_shared_by_the_nodes_processes():
+def test_threads_are_the_cores_shared_by_the_nodes_processes(recipe, default_plan):
     cores = os.cpu_count() or 1
-    for procs in (1, 2):
-        plan = _planned_command(_run("train.sh", {"DRY_RUN": "1", "NPROC_PER_NODE": str(procs)}).stdout)
-        assert f"OMP_NUM_THREADS={max(1, cores // procs)} " in plan
-    plan = _planned_command(_run("train.sh", {"DRY_RUN": "1", "OMP_NUM_THREADS": "3"}).stdout)
+    assert f"OMP_NUM_THREADS={cores} " in _planned_command(default_plan.stdout)
+    plan = _planned_command(_run("train.sh", {**recipe, "DRY_RUN": "1", "NPROC_PER_NODE": "2"}).stdout)
+    assert f"OMP_NUM_THREADS={max(1, cores // 2)} " in plan
+    plan = _planned_command(_run("train.sh", {**recipe, "DRY_RUN": "1", "OMP_NUM_THREADS": "3"}).stdout)
     assert "OMP_NUM_THREADS=3 " in plan
+
+
+def test_evaluate_sh_checks_what_a_real_run_checks_and_generates_each_split_once(tiny_model, demo_data, tmp_path):
+    out = tmp_path / "eval"
+    base = {"MODEL_PATH": str(tiny_model), "DATA_ROOT": str(demo_data), "DRY_RUN": "1", "OUTPUT_DIR": str(out)}
+
+    def stages(env: dict) -> list[str]:
+        completed = _run("evaluate.sh", env, timeout=120)
+        assert completed.returncode == 0, completed.stderr
+        return [line for line in completed.stdout.splitlines() if line.startswith("+ ")]
+
+    # by default one generation per split, with token probabilities (it writes everything evaluate.py does)
+    (default,) = stages(base)
+    assert "evaluate_token_prob.py" in default and "--splits test_basic test_compare test_region " in default
+    (plain,) = stages({**base, "RUN_TOKEN_PROB": "0"})
+    assert "/evaluate.py " in plain and "--splits test_basic test_compare test_region " in plain
+    first, second = stages({**base, "TOKEN_PROB_SPLITS": "test_basic"})
+    assert "/evaluate.py " in first and "--splits test_compare test_region " in first
+    assert "evaluate_token_prob.py" in second and "--splits test_basic " in second
+    # what a real run would reject, the dry run rejects: a missing checkpoint, a misspelt split
+    missing = _run("evaluate.sh", {**base, "MODEL_PATH": str(tmp_path / "nowhere")})
+    assert missing.returncode == 2 and "no checkpoint there" in missing.stderr
+    typo = _run("evaluate.sh", {**base, "SPLITS": "test_basix"})
+    assert typo.returncode == 2 and "split test_basix" in typo.stderr and "test_basic" in typo.stderr
+    # a GPU node's plan from this CPU machine
+    gpu = _run("evaluate.sh", {**base, "TARGET": "gpu", "NPROC_PER_NODE": "8"})
+    assert "precision bfloat16, attention flash_attention_2, device cuda, process group nccl" in gpu.stdout
+    assert not out.exists()
+
+
+def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
+    out = tmp_path / "run42"
+    out.mkdir()
+    (out / "results.json").write_text('{"accuracy": 0.9}')
+    completed = subprocess.run(
+        ["bash", str(REPO / "tools" / "demo.sh")],
+        env={**os.environ, "OUT": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2 and "was not made by the demo" in completed.stderr
+    assert (out / "results.json").read_text() == '{"accuracy": 0.9}'

@@ -1,9 +1,10 @@
-"""The README runs as written: every command of its ```bash blocks, from a fresh checkout, on the tiny model.
+"""The documents run as written: every command of the ```bash blocks of README.md and docs/*.md, from a fresh
+checkout, on the tiny model.
 
-`README_PLAN` lists every command the README shows, in the order they are run here. Each is run as written, or
+`README_PLAN` lists every command the documents show, in the order they are run here. Each is run as written, or
 with the smaller sizes or stand-in paths named beside it (the tiny model, a few rows, a few steps), or is skipped
-with the reason it cannot run on a CPU box. A README command missing from the plan, or a planned one no longer in
-the README, fails `test_every_readme_command_is_planned`, so the plan cannot drift from the document.
+with the reason it cannot run on a CPU box. A documented command missing from the plan, or a planned one no longer
+documented, fails `test_every_readme_command_is_planned`, so the plan cannot drift from the documents.
 
 The checkout is a copy of the repository's tracked and untracked (not ignored) files, with mtimes kept so that
 `make`'s venv stamp stays valid, and the project's `.venv` linked in: no build output of this working tree is seen.
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -52,6 +54,8 @@ class Run:
     args: list[str] = field(default_factory=list)
     replace: dict[str, str] = field(default_factory=dict)
     creates: tuple[str, ...] = ()  # files the command must have written, relative to the checkout
+    prints: tuple[str, ...] = ()  # what its output must say
+    never_prints: tuple[str, ...] = ()  # what it must not say
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Skip:
 
 # (README command, what this test does with it), in run order: later commands read what earlier ones wrote.
 README_PLAN: list[tuple[str, Run | Skip]] = [
+    ("make venv", Run(creates=(".venv/.installed",))),  # the stamp is fresh: it must install nothing
     ("make test", Skip("this suite is `make test`: running it from inside itself would recurse")),
     (
         "make demo",
@@ -72,7 +77,9 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
                 "GRPO_STEPS": "2",
                 "HARD_SET_SIZE": "8",
                 "MAX_NEW_TOKENS": "8",
+                "PROGRESS_EVERY": "1",  # the SFT warm-up is a few seconds at this size; a user's takes minutes
             },
+            prints=("   ... 1s: ",),  # the long stages show progress instead of minutes of silence
             creates=(
                 "demo_out/grpo/checkpoint-2/model.safetensors",
                 "demo_out/token_prob/test_basic/report.html",
@@ -124,27 +131,6 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
         ),
     ),
     (
-        ".venv/bin/python evaluate.py --model_path checkpoints/chex-phi4mm-sft "
-        "--annotation_file data/MIMIC-VQA-CoT/annotations/eval/valid_all_vqa.json --output_dir output/eval_pool",
-        Run(args=EVAL_ARGS, creates=("output/eval_pool/valid_all_vqa/results.json",)),
-    ),
-    (
-        ".venv/bin/python tools/set_is_correct.py --pool data/MIMIC-VQA-CoT/annotations/eval/valid_all_vqa.json "
-        "--results output/eval_pool/valid_all_vqa/results.json "
-        "--output data/MIMIC-VQA-CoT/annotations/eval/pool_scored.json",
-        Run(creates=("data/MIMIC-VQA-CoT/annotations/eval/pool_scored.json",)),
-    ),
-    (
-        ".venv/bin/python tools/sample_data.py --pool data/MIMIC-VQA-CoT/annotations/eval/pool_scored.json",
-        Run(args=["--allow-short"], creates=("data/MIMIC-VQA-CoT/annotations/hard_uniform/5000.jsonl",)),
-    ),
-    (".venv/bin/python tools/validate_data.py data/MIMIC-VQA-CoT/annotations/hard_uniform/5000.jsonl", Run()),
-    ("DRY_RUN=1 ./train.sh", Run()),
-    (
-        "MODEL_PATH=checkpoints/chex-phi4mm-sft NPROC_PER_NODE=8 ./train_loop.sh",
-        Run(env=SMALL_SWEEP, replace=ONE_RANK, creates=(f"output/sweep/{SWEEP_RUN}/.done",)),
-    ),
-    (
         "NPROC_PER_NODE=8 RUN_TOKEN_PROB=0 SPLITS=valid_all MODEL_PATH=checkpoints/chex-phi4mm-sft "
         "OUTPUT_DIR=output/eval_pool ./evaluate.sh",
         Run(env=SMALL_EVAL, replace=TWO_RANKS, creates=("output/eval_pool/valid_all/results.json",)),
@@ -155,9 +141,17 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
         "--output data/MIMIC-VQA-CoT/annotations/eval/pool_scored.json",
         Run(),
     ),
-    ("DRY_RUN=1 NPROC_PER_NODE=8 ./train_loop.sh", Run(env={"DATASET_SIZES": "5000"})),
-    # the finished run is skipped, as when the sweep is re-run after a crash
-    ("NPROC_PER_NODE=8 ./train_loop.sh", Run(env=SMALL_SWEEP, replace=ONE_RANK)),
+    (
+        ".venv/bin/python tools/sample_data.py --pool data/MIMIC-VQA-CoT/annotations/eval/pool_scored.json",
+        Run(args=["--allow-short"], creates=("data/MIMIC-VQA-CoT/annotations/hard_uniform/5000.jsonl",)),
+    ),
+    (".venv/bin/python tools/validate_data.py data/MIMIC-VQA-CoT/annotations/hard_uniform/5000.jsonl", Run()),
+    # the plan of one of the sweep's runs: each run's dry run makes every check of a real one (seconds each)
+    ("DRY_RUN=1 NPROC_PER_NODE=8 ./train_loop.sh", Run(env={"SAMPLE_TYPES": "hard_uniform", "DATASET_SIZES": "5000"})),
+    (
+        "NPROC_PER_NODE=8 ./train_loop.sh",
+        Run(env=SMALL_SWEEP, replace=ONE_RANK, creates=(f"output/sweep/{SWEEP_RUN}/.done",)),
+    ),
     (
         f"NPROC_PER_NODE=8 MODEL_PATH=output/sweep/{README_RUN} ./evaluate.sh",
         Run(
@@ -165,8 +159,11 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
             replace={**ONE_RANK, README_RUN: f"{SWEEP_RUN}/checkpoint-2"},
             creates=(
                 f"output/eval/{SWEEP_RUN}/checkpoint-2/test_basic/results.json",
-                f"output/eval/{SWEEP_RUN}/checkpoint-2/token_prob/test_basic/report.html",
+                f"output/eval/{SWEEP_RUN}/checkpoint-2/test_basic/report.html",  # one generation, both outputs
             ),
+            # the log names the crops evaluated at, not the checkpoint's own setting (36)
+            prints=("image crops: dynamic_hd=4",),
+            never_prints=("dynamic_hd=36",),
         ),
     ),
     (
@@ -209,15 +206,7 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
             creates=("output/eval_torchrun/test_basic/results.json",),
         ),
     ),
-    (
-        ".venv/bin/python evaluate_token_prob.py --model_path checkpoints/<ckpt> --top_k 5",
-        Run(args=EVAL_ARGS, replace={"<ckpt>": "chex-phi4mm-sft"}),
-    ),
-    (
-        "MODEL_PATH=checkpoints/<ckpt> NPROC_PER_NODE=8 ./evaluate.sh",
-        Run(env=ONE_SPLIT, replace={**ONE_RANK, "<ckpt>": "tiny-phi4mm"}),
-    ),
-    ("tools/get_kg_metric.sh output/eval/<ckpt>/test_basic/results.json", Run(replace={"<ckpt>": "tiny-phi4mm"})),
+    ("tools/get_kg_metric.sh output/eval/<ckpt>/test_basic/results.json", Run(replace={"<ckpt>": "chex-phi4mm-sft"})),
     (
         ".venv/bin/python tools/plot_training.py output/<grpo run>",
         Run(replace={"<grpo run>": f"sweep/{SWEEP_RUN}"}, creates=(f"output/sweep/{SWEEP_RUN}/plots/rewards.png",)),
@@ -275,9 +264,15 @@ def readme_commands(text: str) -> list[str]:
     return commands
 
 
+def documented_commands() -> list[str]:
+    """Every command of the bash blocks of README.md and docs/*.md."""
+    documents = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [command for document in documents for command in readme_commands(document.read_text())]
+
+
 def test_every_readme_command_is_planned():
-    """A command added to the README must be run here (or skipped with its reason); a removed one leaves the plan."""
-    shown = readme_commands((REPO / "README.md").read_text())
+    """A command added to a document must be run here (or skipped with its reason); a removed one leaves the plan."""
+    shown = documented_commands()
     planned = [command for command, _ in README_PLAN]
     assert sorted(set(shown) - set(planned)) == [], "README commands this test does not run or skip"
     assert sorted(set(planned) - set(shown)) == [], "planned commands that the README no longer shows"
@@ -334,6 +329,12 @@ USER_BRINGS = {
 }
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _shell_line(command: str, step: Run) -> str:
     for old, new in step.replace.items():
         assert old in command, f"replacement {old!r} not in {command!r}"
@@ -346,6 +347,8 @@ def test_readme_commands_run_from_a_fresh_checkout(tmp_path):
     checkout = _fresh_checkout(tmp_path / "checkout")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV_"))}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
+    # torchrun's and evaluate.sh's rendezvous ports, free ones: other tests may run torchrun at the same time
+    env.update(MASTER_PORT=str(_free_port()), PET_MASTER_PORT=str(_free_port()))
     ran, skipped = [], []
     for command, step in README_PLAN:
         if isinstance(step, Skip):
@@ -360,6 +363,10 @@ def test_readme_commands_run_from_a_fresh_checkout(tmp_path):
         assert done.returncode == 0, f"README command failed (exit {done.returncode}):\n  {line}\n{output}"
         for created in step.creates:
             assert (checkout / created).is_file(), f"{line}\n  did not write {created}\n{output}"
+        for said in step.prints:
+            assert said in done.stdout + done.stderr, f"{line}\n  did not print {said!r}\n{output}"
+        for said in step.never_prints:
+            assert said not in done.stdout + done.stderr, f"{line}\n  printed {said!r}\n{output}"
         ran.append(f"{time.monotonic() - started:6.1f} s  {line}")
     print("\nREADME commands run:\n  " + "\n  ".join(ran))
     print("skipped README commands:\n  " + "\n  ".join(skipped))

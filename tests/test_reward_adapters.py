@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_rewards import MALFORMED, SOLUTION
+
+REPO = Path(__file__).resolve().parents[1]
 
 NAMES = (
     "external_r1v_acc",
@@ -78,3 +82,22 @@ def test_rewards_are_quiet_by_default_and_debug_logs_on_request(rewards, capfd, 
     finally:
         monkeypatch.delenv("CHEX_DEBUG")
         get_logger("rewards")
+
+
+def test_the_launchers_know_every_registered_reward_name():
+    """train.sh checks REWARD_FUNCS against utils/knobs.py's lists before ms-swift loads: they must be ms-swift's
+    built-in rewards and ours, exactly (this fails when ms-swift adds or drops one, or when we do). Read in a fresh
+    process: this one holds the test plugins' rewards too."""
+    import json
+    import subprocess
+    import sys
+
+    from utils.knobs import PROJECT_REWARDS, SWIFT_BUILTIN_REWARDS
+
+    code = "import json; from utils.knobs import registered_rewards; print(json.dumps(registered_rewards([])))"
+    registered = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.splitlines()[-1]
+    )
+    assert sorted(registered) == sorted((*PROJECT_REWARDS, *SWIFT_BUILTIN_REWARDS))

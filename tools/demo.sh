@@ -7,7 +7,8 @@
 # stale model or dataset; MODEL_PATH / DATA_ROOT point the demo at existing ones instead.
 # Knobs: OUT, SEED, MODEL_PATH, DATA_ROOT, POOL_SIZE, TEST_SIZE, SFT_EPOCHS, SFT_LR, GRPO_STEPS, GRPO_LR,
 # HARD_SET_SIZE, MAX_NEW_TOKENS, LEARNING_ONLY (1: stop after the evaluation after GRPO, as bench/learning_bench.py
-# does). DRY_RUN is not offered: every stage is quick, and train.sh / evaluate.sh have their own.
+# does), PROGRESS_EVERY (seconds between progress lines of the long stages), DEMO_OVERWRITE (1: replace an OUT the
+# demo did not make). DRY_RUN is not offered: every stage is quick, and train.sh / evaluate.sh have their own.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
@@ -35,11 +36,35 @@ start=$(date +%s)
 
 step() { printf '\n== [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 run() { printf '+'; printf ' %q' "$@"; printf '\n'; "$@"; }
+# logged LOG CMD...: run CMD with its output in LOG, printing LOG's latest progress line every PROGRESS_EVERY seconds
+# (the long stages would otherwise be silent for minutes); on failure, the end of LOG and exit 1.
+PROGRESS_EVERY="${PROGRESS_EVERY:-10}"
+logged() {
+  local log="$1" job status=0 waited=0; shift
+  printf '+'; printf ' %q' "$@"; printf ' > %q\n' "$log"
+  "$@" > "$log" 2>&1 &
+  job=$!
+  while kill -0 "$job" 2>/dev/null; do
+    sleep 1; waited=$((waited + 1))
+    if [ $((waited % PROGRESS_EVERY)) = 0 ]; then
+      printf '   ... %ss: %s\n' "$waited" "$(tr '\r' '\n' < "$log" | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-110)"
+    fi
+  done
+  wait "$job" || status=$?
+  [ "$status" = 0 ] || { tail -n 40 "$log"; echo "demo: failed (exit $status); the whole log: $log" >&2; exit 1; }
+}
 cd "$ROOT"
 
 step "1. tiny model and synthetic data (seed $SEED)"
+# Only a folder this demo made is cleared: a user's folder named by OUT is never deleted without DEMO_OVERWRITE=1.
+MARKER="$OUT/.made-by-chex-demo"
+if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$MARKER" ] && [ "${DEMO_OVERWRITE:-0}" != 1 ]; then
+  echo "demo: OUT=$OUT exists and was not made by the demo; choose another OUT, or DEMO_OVERWRITE=1 to replace it" >&2
+  exit 2
+fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
+touch "$MARKER"
 if [ -z "$MODEL_PATH" ]; then
   MODEL_PATH="$OUT/tiny-phi4mm"
   run "$PY" tools/make_tiny_model.py --output "$MODEL_PATH" --seed "$SEED"
@@ -53,42 +78,41 @@ run "$PY" tools/validate_data.py "$DATA_ROOT"/annotations/eval/*.json --img_root
 
 step "2. SFT warm-up on the pool's explanations, so the model writes <think>…</think><answer>…</answer>"
 run "$PY" tools/convert_to_grpo.py --sft --annotations "$POOL" --img_root "$DATA_ROOT/images" --output "$OUT/sft.jsonl"
-run "$SWIFT" sft --model "$MODEL_PATH" --model_type phi4_mm_native --external_plugins "$ROOT/plugin.py" \
+logged "$OUT/sft.log" "$SWIFT" sft --model "$MODEL_PATH" --model_type phi4_mm_native --external_plugins "$ROOT/plugin.py" \
   --dataset "$OUT/sft.jsonl" --tuner_type full --freeze_vit false --torch_dtype float32 \
   --num_train_epochs "$SFT_EPOCHS" --learning_rate "$SFT_LR" --warmup_ratio 0.05 --seed "$SEED" \
   --per_device_train_batch_size 8 \
   --max_length 1024 --gradient_checkpointing false --save_strategy epoch --save_total_limit 1 --logging_steps 10 --output_dir "$OUT/sft" \
-  --add_version false --check_model false --dataset_num_proc 1 --dataloader_num_workers 0 --report_to none \
-  > "$OUT/sft.log" 2>&1 || { tail -n 40 "$OUT/sft.log"; exit 1; }
+  --add_version false --check_model false --dataset_num_proc 1 --dataloader_num_workers 0 --report_to none
 SFT_MODEL="$(ls -d "$OUT"/sft/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -n 1 || true)"
 [ -n "$SFT_MODEL" ] || { echo "no SFT checkpoint in $OUT/sft" >&2; exit 1; }
 echo "SFT checkpoint: $SFT_MODEL"
 
 step "3. hard-example mining: score the pool with the SFT model, keep what it gets wrong"
-run "$PY" evaluate.py --model_path "$SFT_MODEL" --annotation_file "$POOL" --img_root "$DATA_ROOT/images" \
-  --output_dir "$OUT/eval_pool" "${EVAL[@]}" > "$OUT/eval_pool.log" 2>&1 || { tail -n 40 "$OUT/eval_pool.log"; exit 1; }
+logged "$OUT/eval_pool.log" "$PY" evaluate.py --model_path "$SFT_MODEL" --annotation_file "$POOL" \
+  --img_root "$DATA_ROOT/images" --output_dir "$OUT/eval_pool" "${EVAL[@]}"
 run "$PY" tools/set_is_correct.py --pool "$POOL" --results "$OUT/eval_pool/valid_all_vqa/results.json" \
   --metric strict --output "$OUT/pool_scored.json"
 run "$PY" tools/sample_data.py --data_root "$OUT/data" --pool "$OUT/pool_scored.json" --img_root "$DATA_ROOT/images" \
   --sample_types hard_uniform --sizes "$HARD_SET_SIZE" --allow-short
 
 step "4. evaluation before GRPO"
-run "$PY" evaluate.py --model_path "$SFT_MODEL" --data_root "$DATA_ROOT" --output_dir "$OUT/eval_before" "${EVAL[@]}" \
-  > "$OUT/eval_before.log" 2>&1 || { tail -n 40 "$OUT/eval_before.log"; exit 1; }
+logged "$OUT/eval_before.log" "$PY" evaluate.py --model_path "$SFT_MODEL" --data_root "$DATA_ROOT" \
+  --output_dir "$OUT/eval_before" "${EVAL[@]}"
 
+# The demo's MAX_NEW_TOKENS is no train.sh knob (train.sh would take it for a misspelt MAX_COMPLETION_LENGTH).
 step "5. GRPO through train.sh: external_r1v_acc + external_kg_jac, FREEZE_NON_VISION_PARAMS=1 (demo-sized knobs)"
 MODEL_PATH="$SFT_MODEL" DATASET="$OUT/data/annotations/hard_uniform/$HARD_SET_SIZE.jsonl" OUTPUT_DIR="$OUT/grpo" \
   LOG_DIR="$OUT/logs" MAX_STEPS="$GRPO_STEPS" LR="$GRPO_LR" BETA=0.04 NUM_GENERATIONS=4 PER_DEVICE_BATCH=16 \
   MAX_COMPLETION_LENGTH="$MAX_NEW_TOKENS" TEMPERATURE=1.0 DYNAMIC_SAMPLE=false SAVE_STEPS="$GRPO_STEPS" WARMUP_RATIO=0 \
   SEED="$SEED" \
-  DATALOADER_WORKERS=0 DATASET_NUM_PROC=1 run bash "$ROOT/train.sh" > "$OUT/grpo.log" 2>&1 \
-  || { tail -n 40 "$OUT/grpo.log"; exit 1; }
+  DATALOADER_WORKERS=0 DATASET_NUM_PROC=1 logged "$OUT/grpo.log" env -u MAX_NEW_TOKENS bash "$ROOT/train.sh"
 grep -E "^\+ |FREEZE_NON_VISION_PARAMS:" "$OUT/grpo.log" | cut -c1-240
 GRPO_MODEL="$OUT/grpo/checkpoint-$GRPO_STEPS"
 
 step "6. evaluation after GRPO"
-run "$PY" evaluate.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" --output_dir "$OUT/eval_after" "${EVAL[@]}" \
-  > "$OUT/eval_after.log" 2>&1 || { tail -n 40 "$OUT/eval_after.log"; exit 1; }
+logged "$OUT/eval_after.log" "$PY" evaluate.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" \
+  --output_dir "$OUT/eval_after" "${EVAL[@]}"
 
 if [ "$LEARNING_ONLY" = 1 ]; then
   step "done in $(( $(date +%s) - start )) s (LEARNING_ONLY=1)"
@@ -97,11 +121,10 @@ if [ "$LEARNING_ONLY" = 1 ]; then
 fi
 
 step "7. token probabilities (test_basic) and KG metrics"
-run "$PY" evaluate_token_prob.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" --splits test_basic \
-  --output_dir "$OUT/token_prob" "${EVAL[@]}" > "$OUT/token_prob.log" 2>&1 || { tail -n 40 "$OUT/token_prob.log"; exit 1; }
+logged "$OUT/token_prob.log" "$PY" evaluate_token_prob.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" \
+  --splits test_basic --output_dir "$OUT/token_prob" "${EVAL[@]}"
 for when in before after; do
-  run bash tools/get_kg_metric.sh "$OUT/eval_$when/test_basic/results.json" "$OUT/kg_$when" > "$OUT/kg_$when.log" 2>&1 \
-    || { tail -n 20 "$OUT/kg_$when.log"; exit 1; }
+  logged "$OUT/kg_$when.log" bash tools/get_kg_metric.sh "$OUT/eval_$when/test_basic/results.json" "$OUT/kg_$when"
 done
 
 step "8. reward curves, what GRPO rewarded (completions page), what it changed (SFT vs GRPO pages)"

@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         for sample_type in args.sample_types:
             for size in args.sizes:
                 sampled = draw(pool, sample_type, size, args.seed, args.allow_short)
+                if not sampled.rows:
+                    hint = " (no item has is_correct false)" if sample_type.startswith("hard") else ""
+                    raise InputError(f"{pool_path}: {sample_type} {size}: the pool has no item to draw{hint}")
                 output = training_set_path(args.data_root, sample_type, size)
                 rows = [annotation_to_grpo_row(row, img_root, args.relative_to) for row in sampled.rows]
                 atomic_write_jsonl(output, rows)
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(strata_table(sampled, f"{sample_type} {size} -> {output}"))
                 if len(rows) < size:
-                    print(f"  warning: only {len(rows)} of {size} items (--allow-short)", file=sys.stderr)
+                    why = "--allow-short" if args.allow_short else "the pool has no more"
+                    print(f"  warning: only {len(rows)} of {size} items ({why})", file=sys.stderr)
                 for skewed in one_answer_strata(pool, sampled.rows):
                     print(f"  warning: {skewed.describe()}", file=sys.stderr)
     except (InputError, ShortPoolError) as error:

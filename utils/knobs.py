@@ -14,11 +14,14 @@ is allowed, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ _KNOB_LIST = [
     _choice("TORCH_DTYPE", "precision", "auto", "bfloat16", "float16", "float32"),
     _choice("ATTN_IMPL", "attention", "auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3"),
     _choice("USE_VLLM", "vLLM rollouts (refused for phi4_mm_native)", "true", "false"),
+    _choice("TARGET", "the machine the plan is for (gpu: a GPU node, from a login node)", "auto", "cpu", "gpu"),
     _int("NPROC_PER_NODE", "processes per node", 1),
     _int("NNODES", "nodes", 1),
     _int("NODE_RANK", "this node's rank", 0),
@@ -159,7 +163,7 @@ SWEEP_NUM_GENERATIONS = Knob(
 _JOB = tuple(name for name in KNOBS if name not in ("SAMPLE_TYPES", "DATASET_SIZES", "LEARNING_RATES", "BETAS"))
 _JOB = _JOB[: _JOB.index("BATCH_SIZE")]  # the evaluation knobs come after
 _EVALUATE = ("BATCH_SIZE", "MAX_NEW_TOKENS", "DYNAMIC_HD", "INFER_BACKEND", "PROMPT_FORMAT", "RUN_TOKEN_PROB", "TOP_K")
-_EVALUATE += ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_PORT", "OMP_NUM_THREADS", "DRY_RUN")
+_EVALUATE += ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_PORT", "OMP_NUM_THREADS", "TARGET", "DRY_RUN")
 LAUNCHERS: dict[str, list[Knob]] = {
     "train": [KNOBS[k] for k in _JOB],
     "train_loop": [KNOBS[k] for k in _JOB if k not in ("LR", "NUM_GENERATIONS", "BETA")]
@@ -169,8 +173,197 @@ LAUNCHERS: dict[str, list[Knob]] = {
 }
 
 
+# Knobs whose values are paths or free text: checked where they are used, but names a launcher reads all the same.
+FREE_KNOBS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "MODEL_PATH",
+        "DATA_ROOT",
+        "DATASET",
+        "RUN_NAME",
+        "OUTPUT_DIR",
+        "REWARD_FUNCS",
+        "REWARD_WEIGHTS",
+        "DEEPSPEED",
+        "MASTER_ADDR",
+        "REPORT_TO",
+        "LOG_DIR",
+        "PYTHON",
+        "SWIFT",
+    ),
+    "train_loop": (
+        "MODEL_PATH",
+        "DATA_ROOT",
+        "OUTPUT_ROOT",
+        "REWARD_FUNCS",
+        "REWARD_WEIGHTS",
+        "DEEPSPEED",
+        "MASTER_ADDR",
+        "REPORT_TO",
+        "LOG_DIR",
+        "PYTHON",
+        "SWIFT",
+    ),
+    "evaluate": (
+        "MODEL_PATH",
+        "ADAPTERS",
+        "DATA_ROOT",
+        "SPLITS",
+        "ANNOTATION_FILE",
+        "IMG_ROOT",
+        "OUTPUT_DIR",
+        "TOKEN_PROB_SPLITS",
+        "MASTER_ADDR",
+        "PYTHON",
+    ),
+}
+# Names users reach for that no launcher reads, each with what they meant (the first one the launcher has).
+MISTAKEN_NAMES: dict[str, tuple[str, ...]] = {
+    "LEARNING_RATE": ("LR", "LEARNING_RATES"),
+    "LEARNINGRATE": ("LR", "LEARNING_RATES"),
+    "BATCH_SIZE": ("PER_DEVICE_BATCH",),
+    "PER_DEVICE_TRAIN_BATCH_SIZE": ("PER_DEVICE_BATCH",),
+    "TRAIN_BATCH_SIZE": ("PER_DEVICE_BATCH",),
+    "GRADIENT_ACCUMULATION_STEPS": ("GRAD_ACCUM",),
+    "NUM_TRAIN_EPOCHS": ("EPOCHS",),
+    "NUM_EPOCHS": ("EPOCHS",),
+    "KL_BETA": ("BETA", "BETAS"),
+    "MAX_NEW_TOKENS": ("MAX_COMPLETION_LENGTH",),
+    "MAX_COMPLETION_LENGTH": ("MAX_NEW_TOKENS",),
+    "NUM_GPUS": ("NPROC_PER_NODE",),
+    "NPROC": ("NPROC_PER_NODE",),
+    "MODEL_DIR": ("MODEL_PATH",),
+    "CHECKPOINT": ("MODEL_PATH",),
+    "DATASET_PATH": ("DATASET",),
+    "REWARD_FUNC": ("REWARD_FUNCS",),
+    "REWARD_FUNCTIONS": ("REWARD_FUNCS",),
+    "SPLIT": ("SPLITS",),
+    "LR": ("LEARNING_RATES",),  # train_loop.sh sweeps lists
+    "BETA": ("BETAS",),
+    "SAMPLE_TYPE": ("SAMPLE_TYPES",),
+    "DATASET_SIZE": ("DATASET_SIZES",),
+}
+# Our rewards (swift_patches/rewards.py registers them) and ms-swift 4.6's built-in `orms`; a test keeps both in
+# step with the code that registers them.
+PROJECT_REWARDS = (
+    "external_r1v_acc",
+    "external_r1v_acc_normalized",
+    "external_answer_strict",
+    "external_format",
+    "external_kg_jac",
+    "external_kg_jac_original",
+    "external_kg_f1",
+)
+SWIFT_BUILTIN_REWARDS = (
+    "toolbench",
+    "math",
+    "accuracy",
+    "format",
+    "react_format",
+    "cosine",
+    "repetition",
+    "soft_overlong",
+)
+
+
+def launcher_names(launcher: str) -> set[str]:
+    """Every environment variable `launcher` reads."""
+    return {knob.name for knob in LAUNCHERS[launcher]} | set(FREE_KNOBS[launcher])
+
+
+def mistaken_names(launcher: str, environ: dict[str, str]) -> list[str]:
+    """One line per environment variable that looks like a knob of ours but is not one `launcher` reads.
+
+    >>> mistaken_names("train", {"LEARNING_RATE": "1e-5", "NUM_GENERATION": "4", "HOME": "/root"})
+    ['LEARNING_RATE=1e-5: train.sh has no such knob; did you mean LR?', \
+'NUM_GENERATION=4: train.sh has no such knob; did you mean NUM_GENERATIONS?']
+    """
+    own = launcher_names(launcher)
+    every = set().union(*(launcher_names(name) for name in LAUNCHERS))
+    problems = []
+    for name in sorted(environ):
+        if name in own or not re.fullmatch(r"[A-Z][A-Z0-9_]+", name):
+            continue
+        meant = [candidate for candidate in MISTAKEN_NAMES.get(name, ()) if candidate in own]
+        if not meant and name not in every:
+            meant = difflib.get_close_matches(name, sorted(own), n=1, cutoff=0.85)
+        if meant:
+            problems.append(f"{name}={environ[name]}: {launcher}.sh has no such knob; did you mean {meant[0]}?")
+    return problems
+
+
+def registered_rewards(plugins: list[str]) -> tuple[str, ...]:
+    """Every reward name ms-swift knows once our plugin and `plugins` (a user's own `--external_plugins`) are
+    loaded: the exact registry, at the cost of importing ms-swift (seconds), so only asked for with such plugins."""
+    from swift.rewards import orms
+    from swift.utils import import_external_file
+
+    for plugin in [str(Path(__file__).resolve().parents[1] / "plugin.py"), *plugins]:
+        import_external_file(plugin)
+    return tuple(orms)
+
+
+def reward_problems(funcs: str, weights: str, plugins: list[str] | None = None) -> list[str]:
+    """REWARD_FUNCS must name registered rewards (ours, ms-swift's, and those `plugins` register); REWARD_WEIGHTS,
+    when set, one number per reward.
+
+    >>> reward_problems("external_r1v_acc external_kg_jacc", "1")
+    ["REWARD_FUNCS=external_r1v_acc external_kg_jacc: unknown reward 'external_kg_jacc' (did you mean \
+external_kg_jac?)", 'REWARD_WEIGHTS=1: 1 weight for 2 rewards (one number per reward, or empty for all 1)']
+    """
+    known = registered_rewards(plugins) if plugins else (*PROJECT_REWARDS, *SWIFT_BUILTIN_REWARDS)
+    names = funcs.split()
+    problems = []
+    if not names:
+        problems.append(f"REWARD_FUNCS={funcs}: empty (at least one of {', '.join(PROJECT_REWARDS)})")
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "ours: " + ", ".join(PROJECT_REWARDS)
+            problems.append(f"REWARD_FUNCS={funcs}: unknown reward {name!r} ({hint})")
+    values = weights.split()
+    if values:
+        if len(values) != len(names):
+            problems.append(
+                f"REWARD_WEIGHTS={weights}: {len(values)} weight{'s' * (len(values) != 1)} for {len(names)} rewards "
+                "(one number per reward, or empty for all 1)"
+            )
+        for value in values:
+            try:
+                ok = math.isfinite(float(value))
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(f"REWARD_WEIGHTS={weights}: {value!r} is not a number")
+    return problems
+
+
+def batch_problems(environ: dict[str, str], generations: list[int]) -> list[str]:
+    """ms-swift's rule, checked before it loads a model: the completions of one step (PER_DEVICE_BATCH x processes x
+    GRAD_ACCUM) must split into whole groups of NUM_GENERATIONS.
+
+    >>> batch_problems({"PER_DEVICE_BATCH": "8"}, [3])
+    ['NUM_GENERATIONS=3: a step holds PER_DEVICE_BATCH 8 x 1 process(es) x GRAD_ACCUM 1 = 8 completions, \
+not a multiple of 3 (allowed: 2, 4, 8)']
+    """
+    try:
+        batch = int(environ.get("PER_DEVICE_BATCH", "8"))
+        processes = int(environ.get("NPROC_PER_NODE", "1")) * int(environ.get("NNODES", "1"))
+        accumulation = int(environ.get("GRAD_ACCUM", "1"))
+    except ValueError:
+        return []  # reported by the knobs' own rules
+    total = batch * processes * accumulation
+    allowed = [n for n in range(2, total + 1) if total % n == 0]
+    return [
+        f"NUM_GENERATIONS={gens}: a step holds PER_DEVICE_BATCH {batch} x {processes} process(es) x GRAD_ACCUM "
+        f"{accumulation} = {total} completions, not a multiple of {gens} (allowed: {', '.join(map(str, allowed))})"
+        for gens in generations
+        if gens >= 2 and total % gens
+    ]
+
+
 def environment_problems(launcher: str, environ: dict[str, str] | None = None) -> list[str]:
-    """One line per knob of `launcher` set in the environment to a value it does not allow.
+    """One line per problem of `launcher`'s environment: a knob set to a value it does not allow, knobs that do not
+    fit together, a reward that does not exist, a name that looks like a knob but is not one.
 
     >>> env = {"NUM_GENERATIONS": "0", "LR": "1e-5", "NODE_RANK": "2", "NNODES": "2"}
     >>> for line in environment_problems("train", env):
@@ -187,7 +380,13 @@ def environment_problems(launcher: str, environ: dict[str, str] | None = None) -
     rank, nodes = environ.get("NODE_RANK", "0"), environ.get("NNODES", "1")
     if rank.isdigit() and nodes.isdigit() and int(rank) >= int(nodes):
         problems.append(f"NODE_RANK={rank}: must be below NNODES={nodes}")
-    return problems
+    if launcher in ("train", "train_loop"):
+        if "REWARD_FUNCS" in environ:
+            plugins = environ.get("CHEX_EXTRA_PLUGINS", "").split()
+            problems += reward_problems(environ["REWARD_FUNCS"], environ.get("REWARD_WEIGHTS", ""), plugins)
+        generations = [int(g) for g in environ.get("NUM_GENERATIONS", "8").split() if g.isdigit()]
+        problems += batch_problems(environ, generations)
+    return problems + mistaken_names(launcher, environ)
 
 
 def argparse_type(name: str) -> Callable[[str], str | int | float]:
@@ -212,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     (`tools/knobs.sh`)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 2 and argv[0] == "names" and argv[1] in LAUNCHERS:
-        print(" ".join(knob.name for knob in LAUNCHERS[argv[1]]))
+        print(" ".join(sorted(launcher_names(argv[1]))))
         return 0
     if len(argv) != 1 or argv[0] not in LAUNCHERS:
         print(f"usage: python -m utils.knobs [names] {'|'.join(LAUNCHERS)}", file=sys.stderr)

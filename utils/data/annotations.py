@@ -45,6 +45,9 @@ def annotation_problems(row: Any, index: int, required: tuple[str, ...] = REQUIR
         problems.append(
             f"index {index}: field 'answer': expected a string or a list of strings, got {_type_name(answer)}"
         )
+    elif "answer" in row and not (answer.strip() if isinstance(answer, str) else [a for a in answer if a.strip()]):
+        # an empty reference makes every response wrong: the item can only mislead mining and accuracy
+        problems.append(f"index {index}: field 'answer': empty (no reference answer)")
     for field in OPTIONAL_STR:
         if field in row and not isinstance(row[field], str):
             problems.append(f"index {index}: field '{field}': expected a string, got {_type_name(row[field])}")
@@ -76,6 +79,8 @@ def load_annotations(path: str | os.PathLike, required: tuple[str, ...] = REQUIR
     rows = read_json(path)
     if not isinstance(rows, list):
         raise InputError(f"{path}: expected a JSON list of annotations, got {_type_name(rows)}")
+    if not rows:
+        raise InputError(f"{path}: no annotations (an empty list)")
     for index, row in enumerate(rows):
         problems = annotation_problems(row, index, required)
         if problems:

@@ -187,6 +187,25 @@ def _read_records(path: Path) -> tuple[list[tuple[str, object]], list[str]]:
     return [("line 1" if path.suffix == ".jsonl" else "index 0", whole)], []
 
 
+WRONG_KIND = {
+    "grpo": "an annotation file (image_ids, question, answer), not GRPO training rows: convert it with "
+    "tools/convert_to_grpo.py --annotations {path} --img_root <image folder> --output <rows>.jsonl",
+    "annotations": "GRPO training rows (messages, images, solution), not annotations: check them with --kind grpo",
+}
+
+
+def _record_kind(records: list[tuple[str, object]]) -> str | None:
+    """"grpo" or "annotations" when every record is unmistakably one of them, else None."""
+    rows = [record for _, record in records]
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        return None
+    if all("messages" in row for row in rows):
+        return "grpo"
+    if all("messages" not in row and "image_ids" in row and "question" in row for row in rows):
+        return "annotations"
+    return None
+
+
 @dataclass
 class FileCheck:
     """The outcome of checking one file: its records with their positions, and the problems of each."""
@@ -228,10 +247,15 @@ def check_file(
         return check
     check.records, check.file_problems = _read_records(path)
     if not check.records and not check.file_problems:
-        check.file_problems.append("no records")
+        check.file_problems.append("no records (an empty file)")
     records = check.records
+    found_kind = _record_kind(records)
     if kind == "auto":
-        kind = "grpo" if records and isinstance(records[0][1], dict) and "messages" in records[0][1] else "annotations"
+        kind = found_kind or "annotations"
+    elif found_kind and found_kind != kind:
+        # One line that names the fix, instead of the same missing fields on every row.
+        check.file_problems.append(WRONG_KIND[kind].format(path=path))
+        return check
     images: dict[int, list[str]] = {}
     for position, (where, record) in enumerate(records):
         if kind == "grpo":

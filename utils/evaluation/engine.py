@@ -58,6 +58,10 @@ def load_engine(config: EngineConfig):
     dtype_name, attn_impl = resolve_precision(config.torch_dtype, config.attn_impl)
     logger.info("loading %s (%s, %s, backend %s)", config.model_path, dtype_name, attn_impl, config.backend)
     dtype = getattr(torch, dtype_name)
+    if config.dynamic_hd is not None:
+        # Our loader reads the crop count from DYNAMIC_HD and logs it: set it first, so that the log names the crops
+        # this evaluation uses, not the checkpoint's own setting.
+        os.environ["DYNAMIC_HD"] = str(config.dynamic_hd)
     if config.backend == "vllm":
         if config.model_type == NATIVE_MODEL_TYPE:
             raise InputError(f"--infer_backend vllm: {VLLM_UNSUPPORTED}")
