@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 from rexkg.lexicon import DEGREE_ADVERBS, LOCATIVE_CONCEPTS
 from rexkg.mentions import Mention, phrase_index, phrase_length
-from rexkg.negation import CLAUSE_BREAK, SCOPE_BREAK
 
 _SUGGESTIVE = phrase_index(
     [
@@ -58,6 +57,9 @@ _ANATOMY_ONLY = frozenset({"anatomy"})
 _MAX_REACH = 8
 
 
+# Where a relation cannot reach across (the words of contrast and of a new clause; a comma within a clause).
+SCOPE_BREAK = frozenset("but however although though whereas while except which there".split())
+CLAUSE_BREAK = frozenset({",", "but", "however", "although", "though", "whereas", "while", "which"})
 _PREDICATE_BREAK = SCOPE_BREAK | {","}  # what separates a predicate descriptor from an earlier subject
 _CLAUSE_OR_SCOPE_BREAK = CLAUSE_BREAK | SCOPE_BREAK
 _CLAUSE_WORDS = CLAUSE_BREAK - {","}  # a comma may separate a list of suggested diagnoses

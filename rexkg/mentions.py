@@ -49,6 +49,7 @@ class Mention:
     start: int
     end: int
     negated: bool = False
+    hedged: bool = False  # stated with uncertainty (rexkg/negation.py)
 
 
 # A real report sentence is well under this; model output can be one endless "sentence". The attachment and negation

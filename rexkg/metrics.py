@@ -41,11 +41,13 @@ def compared_keys(
     pred: KnowledgeGraph, gold: KnowledgeGraph, entities_by_text: bool = False
 ) -> dict[str, tuple[set, set]]:
     """The key sets `graph_scores` compares: {"entity": (predicted, reference), "relation": (predicted, reference)}.
-    Reports mark what is matched (in both), invented (predicted only) and missing (reference only) from these."""
+    Reports mark what is matched (in both), invented (predicted only) and missing (reference only) from these.
+    Entities are keyed with their hedge mark (`KnowledgeGraph.entity_hedge_keys`), or as the original reward keyed
+    them (`entities_by_text`)."""
     entity = (
         (pred.entity_text_keys(), gold.entity_text_keys())
         if entities_by_text
-        else (pred.entity_keys(), gold.entity_keys())
+        else (pred.entity_hedge_keys(), gold.entity_hedge_keys())
     )
     return {"entity": entity, "relation": (pred.relation_keys(), gold.relation_keys())}
 

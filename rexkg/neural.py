@@ -16,8 +16,11 @@ downloaded):
 Markers, as `run_relation.py` makes them. As shipped (no `--add_new_tokens`), markers are BERT's `[unusedN]`
 vocabulary entries: `special_tokens.json` maps a marker name (`SUBJ_START=anatomy`) to one, and a name it lacks
 gets the next `[unused{len+1}]` on first use, in the order `convert_examples_to_features` asks for them. With
-`--add_new_tokens`, the relation model's vocabulary is 52 rows longer and the markers are lower-cased added tokens
-(`<subj_start=anatomy>`) in `add_marker_tokens`'s order. The mode is read from the relation model's vocabulary
+`--add_new_tokens`, the relation model's vocabulary is 52 rows longer (`add_marker_tokens` added `<SUBJ_START=anatomy>`
+and the like), but those rows are never read: `get_special_token` asks for the lower-cased `<subj_start=anatomy>`,
+which the fast tokenizer of ReXKG's transformers 4.1 (`AutoTokenizer`) does not know (an added token keeps its
+case), so `convert_tokens_to_ids` gives `[UNK]` for every marker, in training and inference alike. The relation
+model learnt on `[UNK]` markers; the backend feeds it the same. The mode is read from the relation model's vocabulary
 size.
 
 Pipelines (`PIPELINES`): the steps around the two models, each faithful to one reference.
@@ -371,9 +374,12 @@ class NeuralExtractor:
         self._unknown_markers: set[str] = set()
 
     def marker_id(self, token: str) -> int:
-        """The relation model's id of a marker token: an `[unusedN]` line of vocab.txt, or an added token."""
+        """The relation model's id of a marker token: an `[unusedN]` line of vocab.txt, or, on an `--add_new_tokens`
+        checkpoint, `[UNK]`, as ReXKG's own scripts look it up (see the module docstring)."""
         if self.markers.added_tokens and not self.pipeline.markers_from_vocabulary:
-            return len(self.tokenizer) + added_marker_tokens().index(token)
+            if token not in added_marker_tokens():
+                raise ValueError(f"marker {token!r} is none of the tokens run_relation.py --add_new_tokens adds")
+            return self.tokenizer.unk_token_id
         token_id = self.tokenizer.convert_tokens_to_ids(token)
         if token_id == self.tokenizer.unk_token_id and token not in self._unknown_markers:
             # ReXKG's own tokenizer gives [UNK] here too, in training and inference alike: faithful, but worth saying.

@@ -69,7 +69,10 @@ def _extract(text: str, memoize: bool) -> KnowledgeGraph:
         if not spans:
             continue
         # tuple.__new__: a named tuple's own __new__ is a Python frame, and this runs once per entity and relation
-        placed = [new(Entity, (text[a + start : b + start], kind, a + start, b + start)) for a, b, kind in spans]
+        placed = [
+            new(Entity, (text[a + start : b + start], kind, a + start, b + start, hedged))
+            for a, b, kind, hedged in spans
+        ]
         entities += placed
         relations += [new(Relation, (placed[i], placed[j], kind)) for i, j, kind in edges]
     return KnowledgeGraph(entities, relations)
@@ -84,7 +87,9 @@ def _sentence_graph(sentence: str) -> SentenceGraph:
     if not mentions:
         return (), ()
     apply_negation(words, mentions)
-    entities = tuple([(m.start, m.end, (_NEGATED_TYPE if m.negated else _PRESENT_TYPE)[m.kind]) for m in mentions])
+    entities = tuple(
+        [(m.start, m.end, (_NEGATED_TYPE if m.negated else _PRESENT_TYPE)[m.kind], m.hedged) for m in mentions]
+    )
     if len(mentions) == 1:  # no relation without a second entity
         return entities, ()
     gaps = sentence_gaps(words, mentions)

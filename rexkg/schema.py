@@ -34,6 +34,12 @@ class Entity(NamedTuple):
     type: str
     start: int
     end: int
+    hedged: bool = False  # stated with uncertainty ("likely", "unlikely"); the rules backend marks it
+
+
+def hedge_key(entity: Entity) -> tuple[str, str]:
+    """An entity's key in `KnowledgeGraph.entity_hedge_keys`."""
+    return entity.text.lower(), entity.type + "?" if entity.hedged else entity.type
 
 
 class Relation(NamedTuple):
@@ -54,6 +60,15 @@ class KnowledgeGraph:
     def entity_keys(self) -> set[tuple[str, str]]:
         """(lowercased text, type) of every entity: what entity metrics compare."""
         return {(e.text.lower(), e.type) for e in self.entities}
+
+    def entity_hedge_keys(self) -> set[tuple[str, str]]:
+        """(lowercased text, type) with `?` after the type of a hedged entity: what the KG reward compares, so that
+        "consolidation is likely" is not "consolidation is present".
+
+        >>> KnowledgeGraph([Entity("opacity", "disorder_present", 0, 7, hedged=True)], []).entity_hedge_keys()
+        {('opacity', 'disorder_present?')}
+        """
+        return {hedge_key(e) for e in self.entities}
 
     def entity_text_keys(self) -> set[tuple[str, str]]:
         """(lowercased text, type) with one type per text, the last in text order: the original reward's entities,

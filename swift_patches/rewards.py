@@ -10,7 +10,7 @@ completions.jsonl columns:
 | `external_answer_strict` | `AnswerStrictF1`  | `utils.scoring.rewards.answer_f1`                |
 | `external_format`        | `ThinkAnswerFormat` | `utils.scoring.rewards.think_answer_format`    |
 | `external_kg_jac`        | `KGJaccard`       | `utils.scoring.kg_reward.kg_jaccard`             |
-| `external_kg_jac_original` | `KGJaccardOriginal` | `kg_jaccard` on the original's inputs (`inputs="original"`) |
+| `external_kg_jac_original` | `KGJaccardOriginal` | `kg_jaccard_original` on the original's inputs |
 | `external_kg_f1`         | `KGF1`            | `utils.scoring.kg_reward.kg_f1`                  |
 
 The KG rewards read their extractor from the environment: `CHEX_KG_BACKEND` (`rules`, the default, or `neural`),
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from swift.rewards import ORM, orms
 
 from utils.log import get_logger
-from utils.scoring.kg_reward import KGInputs, kg_f1, kg_jaccard, kg_scorer_from_env
+from utils.scoring.kg_reward import KGInputs, kg_f1, kg_jaccard, kg_jaccard_original, kg_scorer_from_env
 from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 logger = get_logger("rewards")
@@ -125,6 +125,7 @@ class KGJaccardOriginal(KGJaccard):
 
     registry_name = "external_kg_jac_original"
     inputs = "original"
+    combine = staticmethod(kg_jaccard_original)
 
 
 class KGF1(_KGReward):

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from rexkg.gold import load_gold
-from utils.scoring.kg_reward import get_kg_scorer, kg_jaccard
+from utils.scoring.kg_reward import get_kg_scorer, kg_f1, kg_jaccard
 
 DATA = Path(__file__).resolve().parents[1] / "rexkg" / "data"
-DEV_SETS = ("guideline_dev.txt", "dev2_reports.txt")
+DEV_SETS = ("guideline_dev.txt", "dev2_reports.txt", "dev3_comparisons.txt")
 ABSENT = {"disorder_notpresent", "devices_notpresent"}
 PRESENT = {"disorder_present", "devices_present"}
 HEDGES = re.compile(
@@ -60,6 +60,23 @@ _DEVICE_PRESENT = (
 )
 _VERBS = r"\b(is|are|has|have|was|were|remains?|measures|projects?|terminates?|ends|courses)\b"
 # A sentence about a comparison or an inference is no finding phrase that "No" can negate.
+# A negation cue's scope ends at these (NegEx/ConText termination terms); "No worsening X" and the like compare with a
+# prior study and negate nothing (pseudo-triggers).
+_TERMINATION = re.compile(r"\b(with|but|however|although|though|whereas|while|except|which)\b|;", re.I)
+_COMPARISON_START = re.compile(
+    r"^(worsening|change|increase|increased|decrease|decreased|improvement|improved)\b", re.I
+)
+
+
+def _in_a_leading_cues_scope(text: str, entities) -> bool:
+    """Whether a negation cue put before `text` would negate a labelled present finding or device: one occurs before
+    the first termination term, and the text does not start with a comparison word."""
+    if _COMPARISON_START.match(text):
+        return False
+    head = _TERMINATION.split(text, maxsplit=1)[0].lower()
+    return any(kind in PRESENT and re.search(rf"\b{re.escape(word)}\b", head) for word, kind in entities)
+
+
 _NOT_A_FINDING_PHRASE = set(
     "interval improvement resolution findings features decreased increased suggest near".split()
 )
@@ -107,6 +124,7 @@ def contradictions(text: str, entities) -> list[tuple[str, str]]:
         and not negated
         and not hedged
         and not re.search(r"\b(no|not|without|free|negative)\b", text, re.I)
+        and _in_a_leading_cues_scope(text, entities)
     ):
         if re.match(r"^there (is|are) (an? )?", text, re.I):
             copies.append(("add negation cue", re.sub(r"^(there (?:is|are)) (?:an? )?", r"\1 no ", text, flags=re.I)))
@@ -198,3 +216,46 @@ def test_the_kg_reward_drops_below_the_unchanged_copy_on_every_contradiction():
 def test_generator_rules(text, kind, expected):
     gold = {item.text: item for name in DEV_SETS for item in load_gold(DATA / name)}
     assert (kind, expected) in contradictions(text, gold[text].entities)
+
+
+# Pairs of (completion's reasoning, reference's reasoning) that contradict each other, as they were reported paid in
+# full or in half by `external_kg_jac`. Every verdict is the sentences' meaning: none may be paid in full.
+CONTRADICTING_PAIRS = [
+    ("There is a pleural effusion.", "There is no longer any pleural effusion."),
+    ("Consolidation is present.", "Consolidation is unlikely."),
+    ("Pneumonia.", "Pneumonia is less likely."),
+    (
+        "There is a large right pleural effusion.",
+        "No significant interval change in the large right pleural effusion.",
+    ),
+    ("There is a pneumothorax.", "Removal of dialysis catheter with no evidence of pneumothorax."),
+    ("The positioning indicates a AP projection.", "The positioning indicates a PA projection."),
+    ("Consolidation is likely.", "Consolidation is present."),  # a hedged finding is not an affirmed one
+]
+
+
+@pytest.mark.parametrize(("completion", "reference"), CONTRADICTING_PAIRS)
+def test_a_contradicting_reasoning_is_never_paid_in_full(completion, reference):
+    scorer = get_kg_scorer("rules")
+    (details,) = scorer.score([_think(completion)], [_think(reference)])
+    assert kg_jaccard(details) < 1.0
+
+
+def test_agreeing_comparison_language_is_paid_in_full():
+    """ "No significant interval change in the large right pleural effusion" keeps the effusion present: against
+    itself and against the same finding stated as unchanged, the reward pays what it pays for agreement."""
+    scorer = get_kg_scorer("rules")
+    text = "No significant interval change in the large right pleural effusion."
+    (details,) = scorer.score([_think(text)], [_think(text)])
+    assert kg_jaccard(details) == 1.0
+    graph = scorer.reference_graphs([_think(text)])[0]
+    assert ("effusion", "disorder_present") in {(e.text, e.type) for e in graph.entities}
+
+
+@pytest.mark.parametrize("reasoning", ["", "   ", "The.", "<think></think>"])
+def test_an_empty_or_entity_free_reasoning_scores_nothing(reasoning):
+    scorer = get_kg_scorer("rules")
+    for reference in ("A small left pleural effusion. No pneumothorax.", "Pneumonia. No pneumothorax."):
+        (details,) = scorer.score([f"<think>{reasoning}</think><answer>yes</answer>"], [_think(reference)])
+        assert kg_jaccard(details) == 0.0 and kg_f1(details) == 0.0
+    assert details["num_reference_relations"] == 0  # the second has findings and no relation: no free half

@@ -111,6 +111,7 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
     (".venv/bin/python -m rexkg metric --gt refs_kg.jsonl --pred pred_kg.jsonl", Run()),
     (".venv/bin/python -m rexkg evaluate --gold rexkg/data/guideline_dev.txt", Run()),
     (".venv/bin/python -m rexkg evaluate --gold rexkg/data/dev2_reports.txt", Run()),
+    (".venv/bin/python -m rexkg evaluate --gold rexkg/data/dev3_comparisons.txt", Run()),
     (
         ".venv/bin/python tools/validate_data.py data/MIMIC-VQA-CoT/annotations/eval/*.json "
         "--img_root data/MIMIC-VQA-CoT/images",

@@ -35,11 +35,11 @@ def test_every_reward_is_registered_and_kg_rewards_share_one_scorer(rewards):
 
 
 def test_kg_jac_original_scores_the_original_inputs(rewards):
-    from utils.scoring.kg_reward import kg_jaccard
+    from utils.scoring.kg_reward import kg_jaccard_original
 
     completion = "<think>Small left pleural effusion. No pneumothorax.</think><answer>edema</answer>"
     scorer = rewards["external_kg_jac"].scorer
-    expected = kg_jaccard(scorer.score([completion], [SOLUTION], inputs="original")[0])
+    expected = kg_jaccard_original(scorer.score([completion], [SOLUTION], inputs="original")[0])
     assert rewards["external_kg_jac_original"]([completion], solution=[SOLUTION]) == [expected]
     assert rewards["external_kg_jac"]([completion], solution=[SOLUTION]) == [1.0] != [expected]
 

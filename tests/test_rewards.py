@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rexkg import get_extractor
 from utils.scoring.answers import answer_items, first_sentence, first_tag_span
-from utils.scoring.kg_reward import KGScorer, get_kg_scorer, kg_f1, kg_jaccard
+from utils.scoring.kg_reward import KGScorer, get_kg_scorer, kg_f1, kg_jaccard, kg_jaccard_original
 from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
 SOLUTION = "<think>Small left pleural effusion. No pneumothorax.</think><answer>left pleural effusion</answer>"
@@ -237,7 +237,7 @@ def test_kg_jaccard_original_inputs_match_the_original_reward(completion, soluti
     assert seen == [completion, _original_ground_truth_text(solution)]
     graphs = extractor([completion, _original_ground_truth_text(solution)])
     expected = _original_report_kg_jaccard([_original_format(graphs[0])], _original_format(graphs[1]))[0]
-    assert kg_jaccard(details) == pytest.approx(expected)
+    assert kg_jaccard_original(details) == pytest.approx(expected)
 
 
 def test_kg_jaccard_original_inputs_differ_from_think_with_think():

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 from rexkg import KnowledgeGraph
 from rexkg.metrics import compared_keys
+from rexkg.schema import hedge_key
 from utils.data.annotations import TYPE_FIELDS
 from utils.scoring.answers import think_text
 from utils.scoring.kg_reward import KGComparison, KGScorer, kg_jaccard
@@ -33,7 +34,7 @@ def _side(text: str, graph: KnowledgeGraph, entity_keys: set, relation_keys: set
     text_type = {e.text.lower(): e.type for e in graph.entities}  # the original's one type per text
     entities = []
     for e in graph.entities:
-        key = (e.text.lower(), text_type[e.text.lower()] if by_text else e.type)
+        key = (e.text.lower(), text_type[e.text.lower()]) if by_text else hedge_key(e)
         status = "matched" if key in entity_keys else absent
         entities.append({"text": e.text, "type": e.type, "start": e.start, "end": e.end, "status": status})
     relations = [

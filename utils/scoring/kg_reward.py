@@ -106,21 +106,46 @@ class KGScorer:
             KGComparison(
                 pred,
                 gold,
-                {**graph_scores(pred, gold, entities_by_text=by_text), "num_entities": float(len(pred.entities))},
+                {
+                    **graph_scores(pred, gold, entities_by_text=by_text),
+                    "num_entities": float(len(pred.entities)),
+                    "num_relations": float(len(pred.relation_keys())),
+                    "num_reference_relations": float(len(gold.relation_keys())),
+                },
                 by_text,
             )
             for pred, gold in zip(predicted, references)
         ]
 
 
+def _without_free_relations(entity_score: float, relation_score: float, details: dict[str, float]) -> float:
+    # Two empty relation sets agree about nothing: averaging in their 1.0 would pay half the reward to an empty
+    # reasoning, or to "AP projection" against "PA projection". Where neither side has a relation, the entities
+    # alone decide.
+    if not details["num_relations"] and not details["num_reference_relations"]:
+        return entity_score
+    return (entity_score + relation_score) / 2
+
+
 def kg_jaccard(details: dict[str, float]) -> float:
-    """`external_kg_jac`: the mean of entity and relation Jaccard (an empty-vs-empty comparison counts 1.0)."""
+    """`external_kg_jac`: the mean of entity and relation Jaccard; when neither graph has a relation, the entity
+    Jaccard alone (an empty reasoning against a reference with findings scores 0).
+
+    >>> kg_jaccard({"entity_jaccard": 0.0, "relation_jaccard": 1.0, "num_relations": 0, "num_reference_relations": 0})
+    0.0
+    """
+    return _without_free_relations(details["entity_jaccard"], details["relation_jaccard"], details)
+
+
+def kg_jaccard_original(details: dict[str, float]) -> float:
+    """`external_kg_jac_original`: the original reward's arithmetic, the plain mean of entity and relation Jaccard
+    (two empty relation sets count 1.0), to reproduce the paper's reward."""
     return (details["entity_jaccard"] + details["relation_jaccard"]) / 2
 
 
 def kg_f1(details: dict[str, float]) -> float:
-    """`external_kg_f1`: the mean of entity and relation F1."""
-    return (details["entity_f1"] + details["relation_f1"]) / 2
+    """`external_kg_f1`: the mean of entity and relation F1; the entity F1 alone when neither graph has a relation."""
+    return _without_free_relations(details["entity_f1"], details["relation_f1"], details)
 
 
 @functools.lru_cache(maxsize=4)
