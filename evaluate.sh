@@ -30,6 +30,8 @@ PROMPT_FORMAT="${PROMPT_FORMAT:-sft}"
 RUN_TOKEN_PROB="${RUN_TOKEN_PROB:-1}"
 TOKEN_PROB_SPLITS="${TOKEN_PROB_SPLITS:-$SPLITS}"
 TOP_K="${TOP_K:-5}"
+NUM_SAMPLES="${NUM_SAMPLES:-0}"                      # headroom: K sampled completions per item (0: off; GRPO draws 8)
+TEMPERATURE="${TEMPERATURE:-0.9}"                    # their temperature: the paper's GRPO rollouts
 NPROC_PER_NODE="${NPROC_PER_NODE:-1}"
 NNODES="${NNODES:-1}"
 NODE_RANK="${NODE_RANK:-0}"
@@ -71,7 +73,8 @@ if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
             --node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT")
 fi
 common=(--model_path "$MODEL_PATH" --batch_size "$BATCH_SIZE" --max_new_tokens "$MAX_NEW_TOKENS"
-        --dynamic_hd "$DYNAMIC_HD" --infer_backend "$INFER_BACKEND" --prompt_format "$PROMPT_FORMAT")
+        --dynamic_hd "$DYNAMIC_HD" --infer_backend "$INFER_BACKEND" --prompt_format "$PROMPT_FORMAT"
+        --num_samples "$NUM_SAMPLES" --temperature "$TEMPERATURE")
 # shellcheck disable=SC2206
 [ -n "$ADAPTERS" ] && common+=(--adapters $ADAPTERS)
 

@@ -271,6 +271,10 @@ def test_evaluation_pool_sample_round_trip(tiny_model, data_copy, tmp_path):
                 str(tmp_path / "eval"),
                 "--max_new_tokens",
                 "12",
+                "--num_samples",
+                "2",
+                "--temperature",
+                "1.0",
             ]
         )
         == 0
@@ -307,6 +311,24 @@ def test_evaluation_pool_sample_round_trip(tiny_model, data_copy, tmp_path):
         row = json.loads(line)
         stems = tuple(Path(p).stem for p in row["images"])
         assert (row["messages"][0]["content"].replace("<image>", ""), stems) in wrong_questions
+    # the samples' verdicts reach the pool, and `learnable` draws exactly the items wrong at greedy but sampled right
+    assert [row["sampled_right"] for row in scored] == [any(r["samples_correct_strict"]) for r in results]
+    learnable = [i for i, row in enumerate(scored) if not row["is_correct"]][:2]
+    for i, row in enumerate(scored):
+        row["sampled_right"] = i in learnable  # two wrong items made learnable, by hand
+    (tmp_path / "scored.json").write_text(json.dumps(scored))
+    completed = _sample(
+        data_copy, "--pool", str(tmp_path / "scored.json"), "--sample_types", "learnable", "--sizes", "5",
+        "--allow-short",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    drawn = [json.loads(line) for line in training_set_path(data_copy, "learnable", 5).read_text().splitlines()]
+    assert sorted(row["idx"] for row in drawn) == sorted(scored[i].get("idx") for i in learnable)
+    for row in scored:
+        row["sampled_right"] = False
+    (tmp_path / "scored.json").write_text(json.dumps(scored))
+    nothing = _sample(data_copy, "--pool", str(tmp_path / "scored.json"), "--sample_types", "learnable")
+    assert nothing.returncode == 2 and "no item is wrong at greedy and right in a sample" in nothing.stderr
 
 
 def test_set_is_correct_refuses_results_of_another_file(data_copy, tmp_path, capsys):

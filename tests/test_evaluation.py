@@ -513,3 +513,31 @@ def test_ranks_without_a_shared_output_folder_stop_before_generating(tiny_model,
     for error in errors:
         assert f"--output_dir {tmp_path / 'node0' / 'test_basic'}" in error and "rank(s) 1 cannot see" in error
     assert not list(tmp_path.glob("node*/test_basic/parts/part-*.jsonl"))  # nothing was generated
+
+
+def test_headroom_samples_k_completions_per_item_and_reports_what_grpo_can_learn(tiny_model, demo_data, tmp_path):
+    """--num_samples K draws K completions per item at --temperature beside the greedy one, keeps them in results.json
+    and reports pass@1, pass@K and the share of mixed groups overall and per type; the settings are part of the
+    fingerprint, so a resumed run cannot mix sampled and unsampled parts."""
+    out = tmp_path / "eval"
+    args = ["--model_path", str(tiny_model), "--data_root", str(demo_data), "--splits", "test_basic"]
+    sampled = [*args, "--output_dir", str(out), "--num_samples", "3", "--temperature", "1.0", *FAST]
+    assert evaluate_main(sampled) == 0
+    results = json.loads((out / "test_basic" / "results.json").read_text())
+    rows = results["results"]
+    assert all(len(row["samples"]) == 3 and len(row["samples_correct_strict"]) == 3 for row in rows)
+    assert any(len(set(row["samples"])) > 1 for row in rows), "temperature 1.0 drew the same text every time"
+    for row in rows:  # each sample judged against its own item's references, by the strict metric
+        assert row["samples_correct_strict"] == [strict_correct(s, json_answers(row)) for s in row["samples"]]
+    room = results["summary"]["overall"]["headroom"]
+    assert room["num_samples_per_item"] == 3
+    assert room["pass_at_k"] == sum(any(r["samples_correct_strict"]) for r in rows) / len(rows)
+    assert room["pass_at_1"] == results["accuracy_strict"]
+    assert all("headroom" in block for block in results["summary"]["question_type"].values())
+    assert results["num_samples_per_item"] == 3 and results["temperature"] == 1.0
+    # resuming the same folder without sampling would mix two evaluations: refused, naming the difference
+    assert evaluate_main([*args, "--output_dir", str(out), *FAST]) == 2
+
+
+def json_answers(row: dict) -> list[str]:
+    return [row["answer"]] if isinstance(row["answer"], str) else row["answer"]

@@ -132,7 +132,7 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
         ),
     ),
     (
-        "NPROC_PER_NODE=8 RUN_TOKEN_PROB=0 SPLITS=valid_all MODEL_PATH=checkpoints/chex-phi4mm-sft "
+        "NPROC_PER_NODE=8 NUM_SAMPLES=8 RUN_TOKEN_PROB=0 SPLITS=valid_all MODEL_PATH=checkpoints/chex-phi4mm-sft "
         "OUTPUT_DIR=output/eval_pool ./evaluate.sh",
         Run(env=SMALL_EVAL, replace=TWO_RANKS, creates=("output/eval_pool/valid_all/results.json",)),
     ),

@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             for size in args.sizes:
                 sampled = draw(pool, sample_type, size, args.seed, args.allow_short)
                 if not sampled.rows:
-                    hint = " (no item has is_correct false)" if sample_type.startswith("hard") else ""
+                    hint = {
+                        "hard_uniform": " (no item has is_correct false)",
+                        "hard_random": " (no item has is_correct false)",
+                        "learnable": " (no item is wrong at greedy and right in a sample)",
+                    }.get(sample_type, "")
                     raise InputError(f"{pool_path}: {sample_type} {size}: the pool has no item to draw{hint}")
                 output = training_set_path(args.data_root, sample_type, size)
                 rows = [annotation_to_grpo_row(row, img_root, args.relative_to) for row in sampled.rows]
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  warning: only {len(rows)} of {size} items ({why})", file=sys.stderr)
                 for skewed in one_answer_strata(pool, sampled.rows):
                     print(f"  warning: {skewed.describe()}", file=sys.stderr)
-    except (InputError, ShortPoolError) as error:
+    except (InputError, ShortPoolError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -5,8 +5,10 @@
     python tools/sample_data.py --pool <pool>_scored.json ...
 
 Results are matched to pool items by position (`id`) and checked against the question and image ids. `--metric`
-picks the original (substring) or strict (answer span) correctness. Items the evaluation could not score (an
-`error` field, e.g. a missing image) stop the command: fix them and re-run the evaluation with --resume.
+picks the original (substring) or strict (answer span) correctness. An evaluation with `--num_samples` also sets
+`sampled_right` (some sample right, strict metric), what `tools/sample_data.py --sample_types learnable` draws from.
+Items the evaluation could not score (an `error` field, e.g. a missing image) stop the command: fix them and re-run
+the evaluation with --resume.
 Writes `--output` (default: `<pool stem>_scored.json` next to the pool) atomically.
 """
 
@@ -54,7 +56,10 @@ def scored_pool(pool: list[dict], results: list[dict], results_path: str, metric
             raise InputError(f"{results_path}: no result with id {index}")
         if result.get("question") != row["question"] or result.get("image_ids") != row["image_ids"]:
             raise InputError(f"{results_path}: result id {index}: field 'question'/'image_ids' differs from the pool")
-        scored.append({**row, "is_correct": bool(result[key])})
+        row = {**row, "is_correct": bool(result[key])}
+        if result.get("samples_correct_strict"):  # evaluate.py --num_samples: right in some sample (strict metric)
+            row["sampled_right"] = any(result["samples_correct_strict"])
+        scored.append(row)
     return scored
 
 

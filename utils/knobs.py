@@ -138,7 +138,7 @@ _KNOB_LIST = [
         "SAMPLE_TYPES",
         "list",
         "sets to sweep",
-        item=_choice("", "", "hard_uniform", "uniform", "hard_random", "random"),
+        item=_choice("", "", "hard_uniform", "uniform", "hard_random", "random", "learnable"),
     ),
     Knob("DATASET_SIZES", "list", "set sizes to sweep", item=_int("", "", 1)),
     Knob("LEARNING_RATES", "list", "learning rates to sweep", item=_float("", "", 0, above=True)),
@@ -152,6 +152,7 @@ _KNOB_LIST = [
     _int("TOP_K", "alternatives kept per token", 0),
     _float("LOW_PROB", "report: outline tokens below this probability", 0, 1),
     _int("LIMIT", "items per split", 1),
+    _int("NUM_SAMPLES", "sampled completions per item for the headroom measure (0: off)", 0),
 ]
 KNOBS = {knob.name: knob for knob in _KNOB_LIST}
 # The sweep's NUM_GENERATIONS is a list of values; each must satisfy the single knob's rule.
@@ -163,6 +164,7 @@ SWEEP_NUM_GENERATIONS = Knob(
 _JOB = tuple(name for name in KNOBS if name not in ("SAMPLE_TYPES", "DATASET_SIZES", "LEARNING_RATES", "BETAS"))
 _JOB = _JOB[: _JOB.index("BATCH_SIZE")]  # the evaluation knobs come after
 _EVALUATE = ("BATCH_SIZE", "MAX_NEW_TOKENS", "DYNAMIC_HD", "INFER_BACKEND", "PROMPT_FORMAT", "RUN_TOKEN_PROB", "TOP_K")
+_EVALUATE += ("NUM_SAMPLES", "TEMPERATURE")
 _EVALUATE += ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_PORT", "OMP_NUM_THREADS", "TARGET", "DRY_RUN")
 LAUNCHERS: dict[str, list[Knob]] = {
     "train": [KNOBS[k] for k in _JOB],

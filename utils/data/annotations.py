@@ -55,6 +55,10 @@ def annotation_problems(row: Any, index: int, required: tuple[str, ...] = REQUIR
         value = row.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             problems.append(f"index {index}: field '{field}': expected an integer, got {_type_name(value)}")
+    if "sampled_right" in row and not isinstance(row["sampled_right"], bool):
+        problems.append(
+            f"index {index}: field 'sampled_right': expected true or false, got {_type_name(row['sampled_right'])}"
+        )
     if "is_correct" in row and not isinstance(row["is_correct"], bool):
         problems.append(
             f"index {index}: field 'is_correct': expected true or false, got {_type_name(row['is_correct'])}"

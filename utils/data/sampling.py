@@ -3,7 +3,11 @@
 Sample types:
 - `uniform`: the whole pool, stratified by semantic_type x question_type x answer_type;
 - `hard_uniform`: only items the SFT model got wrong (`is_correct == false`), stratified the same way;
-- `random` / `hard_random`: the same candidates, drawn without stratification.
+- `random` / `hard_random`: the same candidates, drawn without stratification;
+- `learnable`: items the SFT model gets wrong at greedy but right in some sample at the rollout temperature
+  (`is_correct == false` and `sampled_right == true`, from `evaluate.py --num_samples` and
+  `tools/set_is_correct.py`), stratified. Only on such items can GRPO's groups have mixed rewards: an item the model
+  never samples right gives every completion the same accuracy reward and no advantage.
 
 Stratified quotas are proportional to each stratum's share of the candidates, apportioned by largest remainder:
 every stratum gets the floor of its exact share, and the units left go to the largest fractional parts. So every
@@ -35,7 +39,7 @@ from pathlib import Path
 
 from utils.data.annotations import TYPE_FIELDS, reference_answers
 
-SAMPLE_TYPES = ("hard_uniform", "uniform", "hard_random", "random")
+SAMPLE_TYPES = ("hard_uniform", "uniform", "hard_random", "random", "learnable")
 DEFAULT_SIZES = (1000, 2000, 5000)
 DEFAULT_SEED = 42
 STRATUM_FIELDS = TYPE_FIELDS  # strata are the annotation type fields
@@ -66,9 +70,23 @@ def stratum_of(row: dict) -> tuple[str, str, str]:
 
 
 def candidates(pool: Sequence[dict], sample_type: str) -> list[dict]:
-    """The items a sample type draws from: every item, or only those with `is_correct == false` for `hard_*`."""
+    """The items a sample type draws from: every item, those with `is_correct == false` for `hard_*`, and those also
+    with `sampled_right == true` for `learnable`.
+
+    >>> pool = [{"is_correct": False, "sampled_right": True}, {"is_correct": False, "sampled_right": False}]
+    >>> len(candidates(pool, "hard_uniform")), len(candidates(pool, "learnable"))
+    (2, 1)
+    """
     if sample_type not in SAMPLE_TYPES:
         raise ValueError(f"unknown sample type {sample_type!r}; choose from {', '.join(SAMPLE_TYPES)}")
+    if sample_type == "learnable":
+        unsampled = sum("sampled_right" not in row for row in pool)
+        if unsampled:
+            raise ValueError(
+                f"learnable: {unsampled} pool items have no 'sampled_right' field; score the pool with "
+                "evaluate.py --num_samples 8, then tools/set_is_correct.py"
+            )
+        return [row for row in pool if row["is_correct"] is False and row["sampled_right"] is True]
     return [row for row in pool if row["is_correct"] is False] if sample_type.startswith("hard_") else list(pool)
 
 

@@ -101,6 +101,24 @@ def load_engine(config: EngineConfig):
     return engine
 
 
+def sample(engine, items: Sequence[EvalItem], max_new_tokens: int, num_samples: int, temperature: float, seed: int):
+    """`num_samples` completions per item at `temperature` (what GRPO's rollouts draw), as texts, in item order."""
+    from swift.infer_engine import InferRequest, RequestConfig
+
+    requests = [
+        InferRequest(
+            messages=[{"role": "user", "content": "<image>" * len(item.image_paths) + item.annotation["question"]}],
+            images=list(item.image_paths),
+        )
+        for item in items
+    ]
+    if not requests:
+        return []
+    config = RequestConfig(max_tokens=max_new_tokens, temperature=temperature, n=num_samples, seed=seed)
+    responses = engine.infer(requests, config, use_tqdm=False)
+    return [[choice.message.content or "" for choice in response.choices] for response in responses]
+
+
 def activate_all_adapters(model) -> list[str]:
     """Make every LoRA adapter of `model` active at once and return their names.
 

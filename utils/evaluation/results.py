@@ -99,8 +99,38 @@ def result_record(item: EvalItem, generation: dict | None, error: str | None = N
         "error": error,
     }
     if generation:
-        record.update({k: v for k, v in generation.items() if k != "generated_text"})
+        record.update({k: v for k, v in generation.items() if k not in ("generated_text", "samples")})
+    if generation and "samples" in generation:
+        record["samples"] = list(generation["samples"])
+        record["samples_correct_strict"] = [strict_correct(sample, answers) for sample in generation["samples"]]
     return record
+
+
+def headroom(rows: Sequence[dict]) -> dict | None:
+    """What GRPO can learn on `rows`, from K samples per item at the rollout temperature: pass@1 (the greedy answer,
+    strict), pass@K (some sample right) and the share of items whose samples are mixed, some right and some wrong.
+    Only a mixed group gives GRPO an accuracy advantage that is not zero; the rest is what dynamic sampling drops.
+    None when the rows carry no samples.
+
+    >>> rows = [{"is_correct_strict": False, "samples_correct_strict": [False, True]},
+    ...         {"is_correct_strict": True, "samples_correct_strict": [True, True]}]
+    >>> headroom(rows)
+    {'num_samples_per_item': 2, 'pass_at_1': 0.5, 'pass_at_k': 1.0, 'mixed': 0.5, 'wrong_but_sampled_right': 0.5}
+    """
+    sampled = [r for r in rows if r.get("samples_correct_strict")]
+    if not sampled:
+        return None
+    n = len(sampled)
+    return {
+        "num_samples_per_item": max(len(r["samples_correct_strict"]) for r in sampled),
+        "pass_at_1": sum(bool(r["is_correct_strict"]) for r in sampled) / n,
+        "pass_at_k": sum(any(r["samples_correct_strict"]) for r in sampled) / n,
+        "mixed": sum(any(r["samples_correct_strict"]) and not all(r["samples_correct_strict"]) for r in sampled) / n,
+        "wrong_but_sampled_right": sum(
+            not r["is_correct_strict"] and any(r["samples_correct_strict"]) for r in sampled
+        )
+        / n,
+    }
 
 
 def shard(items: Sequence, rank: int, world_size: int) -> list:
@@ -159,13 +189,15 @@ def summarize(results: Sequence[dict]) -> dict:
 
     def block(rows: Sequence[dict]) -> dict:
         n = len(rows)
-        return {
+        figures = {
             "num_samples": n,
             "accuracy": sum(r["is_correct"] for r in rows) / n if n else 0.0,
             "accuracy_strict": sum(r["is_correct_strict"] for r in rows) / n if n else 0.0,
             # the share of outputs in the trained format, what `external_format` rewards
             "format": sum(think_answer_format(r.get("generated_text", "")) for r in rows) / n if n else 0.0,
         }
+        room = headroom(rows)
+        return {**figures, "headroom": room} if room else figures
 
     summary = {"overall": block(scored), "num_errors": len(results) - len(scored)}
     for field in TYPE_FIELDS:
@@ -205,6 +237,14 @@ def format_summary(summary: dict, title: str) -> str:
         for name, block in summary[field].items():
             lines.append(line(f"{field}={name}", block))
     lines.append(f"samples with errors (not scored): {summary['num_errors']}")
+    room = summary["overall"].get("headroom")
+    if room:
+        lines.append(
+            f"headroom from {room['num_samples_per_item']} samples per item: pass@1 {room['pass_at_1']:.3f}, "
+            f"pass@{room['num_samples_per_item']} {room['pass_at_k']:.3f}, mixed groups {room['mixed']:.3f} "
+            "(only these give GRPO an accuracy advantage), wrong but sampled right "
+            f"{room['wrong_but_sampled_right']:.3f}"
+        )
     return "\n".join(lines)
 
 

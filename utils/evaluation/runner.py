@@ -97,6 +97,20 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--strict", action="store_true", help="a missing or unreadable image stops the run")
     parser.add_argument("--limit", type=argparse_type("LIMIT"), help="evaluate only the first N items of each split")
+    parser.add_argument(
+        "--num_samples",
+        type=argparse_type("NUM_SAMPLES"),
+        default=0,
+        help="headroom: also sample K completions per item at --temperature and report pass@1, pass@K and the share "
+        "of items whose samples are mixed, what GRPO can learn from (0: off; the paper's GRPO draws 8)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=argparse_type("TEMPERATURE"),
+        default=0.9,
+        help="sampling temperature of --num_samples (default 0.9, the paper's GRPO rollouts)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="seed of --num_samples")
     if token_probs:
         parser.add_argument(
             "--top_k", type=argparse_type("TOP_K"), default=5, help="alternatives kept per token (0: none)"
@@ -135,6 +149,9 @@ class EvalSettings:
     token_probs: bool
     top_k: int
     low_prob: float
+    num_samples: int = 0
+    temperature: float = 0.9
+    seed: int = 42
 
     @classmethod
     def from_args(cls, args, token_probs: bool) -> EvalSettings:
@@ -153,6 +170,9 @@ class EvalSettings:
             token_probs=token_probs,
             top_k=args.top_k if token_probs else 0,
             low_prob=args.low_prob if token_probs else 0.0,
+            num_samples=args.num_samples,
+            temperature=args.temperature,
+            seed=args.seed,
         )
 
     def generation(self) -> dict:
@@ -166,6 +186,11 @@ class EvalSettings:
             "infer_backend": self.infer_backend,
             "token_probs": self.token_probs,
             "top_k": self.top_k,
+            **(
+                {"samples": self.num_samples, "temperature": self.temperature, "seed": self.seed}
+                if self.num_samples
+                else {}
+            ),
         }
 
 
@@ -341,7 +366,7 @@ def _prepare_parts(job: SplitJob, settings: EvalSettings, ranks: Ranks) -> tuple
 def _evaluate_split(engine, items: list[EvalItem], job: SplitJob, settings: EvalSettings, ranks: Ranks) -> None:
     from tqdm import tqdm
 
-    from utils.evaluation.engine import generate
+    from utils.evaluation.engine import generate, sample
 
     parts = job.out_dir / "parts"
     fingerprint, done = _prepare_parts(job, settings, ranks)
@@ -370,6 +395,12 @@ def _evaluate_split(engine, items: list[EvalItem], job: SplitJob, settings: Eval
                 top_k=settings.top_k,
                 keep_special_tokens=settings.prompt_format == "original",
             )
+            if settings.num_samples and ready:
+                drawn = sample(
+                    engine, ready, settings.max_new_tokens, settings.num_samples, settings.temperature, settings.seed
+                )
+                for generation, samples in zip(generations, drawn):
+                    generation["samples"] = samples
             records += [result_record(item, generation) for item, generation in zip(ready, generations)]
             stream.append(sorted(records, key=lambda r: r["id"]))
             progress.update(len(batch))
@@ -400,6 +431,8 @@ def _merge(items: list[EvalItem], job: SplitJob, settings: EvalSettings, fingerp
         "dynamic_hd": settings.dynamic_hd,
         "prompt_format": settings.prompt_format,
         "infer_backend": settings.infer_backend,
+        "num_samples_per_item": settings.num_samples,
+        "temperature": settings.temperature if settings.num_samples else None,
         "world_size": world,
         "fingerprint": fingerprint,
     }
