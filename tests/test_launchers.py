@@ -479,3 +479,21 @@ def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
     )
     assert completed.returncode == 2 and "was not made by the demo" in completed.stderr
     assert (out / "results.json").read_text() == '{"accuracy": 0.9}'
+
+
+def test_a_sweep_over_an_empty_set_stops_before_anything_trains(tiny_model, sampled_root, tmp_path):
+    """An empty set (a pool with nothing to draw, a file cut short) is listed with the missing ones; it used to pass
+    the dry run and fail, or train on nothing, later."""
+    (sampled_root / "annotations" / "uniform" / "8.jsonl").write_text("")
+    env = {
+        "MODEL_PATH": str(tiny_model),
+        "DATA_ROOT": str(sampled_root),
+        "SAMPLE_TYPES": "uniform",
+        "DATASET_SIZES": "8 12",
+        "DRY_RUN": "1",
+        "OUTPUT_ROOT": str(tmp_path / "sweep"),
+    }
+    completed = _run("train_loop.sh", env, timeout=60)
+    assert completed.returncode == 2
+    assert f"  {sampled_root / 'annotations' / 'uniform' / '8.jsonl'} (empty)" in completed.stderr
+    assert not (tmp_path / "sweep").exists()
