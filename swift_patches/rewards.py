@@ -12,6 +12,7 @@ completions.jsonl columns:
 | `external_kg_jac`        | `KGJaccard`       | `utils.scoring.kg_reward.kg_jaccard`             |
 | `external_kg_jac_original` | `KGJaccardOriginal` | `kg_jaccard_original` on the original's inputs |
 | `external_kg_f1`         | `KGF1`            | `utils.scoring.kg_reward.kg_f1`                  |
+| `external_consistency`   | `ReasoningConsistency` | `utils.scoring.consistency.consistency_reward` |
 
 The KG rewards read their extractor from the environment: `CHEX_KG_BACKEND` (`rules`, the default, or `neural`),
 and for `neural` `CHEX_REXKG_MODEL_DIR` / `CHEX_REXKG_TOKENIZER_DIR` and `CHEX_KG_NEURAL_PIPELINE` (`chexpo`, the
@@ -30,6 +31,7 @@ from collections.abc import Callable, Sequence
 from swift.rewards import ORM, orms
 
 from utils.log import get_logger
+from utils.scoring.consistency import consistency_reward
 from utils.scoring.kg_reward import KGInputs, kg_f1, kg_jaccard, kg_jaccard_original, kg_scorer_from_env
 from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format
 
@@ -82,6 +84,26 @@ class ThinkAnswerFormat(ORM):
 
     def __call__(self, completions: list[str], **kwargs) -> list[float]:
         return [think_answer_format(completion) for completion in completions]
+
+
+def _question(messages: object) -> str:
+    """The question of a GRPO row: its last user turn without the `<image>` placeholders."""
+    users = (
+        [m for m in messages if isinstance(m, dict) and m.get("role") == "user"] if isinstance(messages, list) else []
+    )
+    content = users[-1].get("content") if users else None
+    return content.replace("<image>", "").strip() if isinstance(content, str) else ""
+
+
+class ReasoningConsistency(ORM):
+    """`external_consistency`: 0 when the completion's reasoning contradicts its answer (utils.scoring.consistency)."""
+
+    registry_name = "external_consistency"
+
+    def __call__(self, completions: list[str], messages: list | None = None, **kwargs) -> list[float]:
+        if messages is None or len(messages) != len(completions):
+            raise ValueError(f"{self.registry_name} needs the rows' 'messages' column (the question)")
+        return [consistency_reward(_question(m), c) for m, c in zip(messages, completions)]
 
 
 class _KGReward(ORM):
@@ -142,6 +164,7 @@ REWARDS = (
     KGJaccard,
     KGJaccardOriginal,
     KGF1,
+    ReasoningConsistency,
 )
 
 

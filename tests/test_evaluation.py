@@ -57,9 +57,11 @@ def test_summary_per_type_and_errors():
             "semantic_type": "a",
             "question_type": "q",
             "answer_type": "x",
+            "consistency": "contradicts",
         },
         {
             "generated_text": "yes",
+            "consistency": "unchecked",
             "is_correct": True,
             "is_correct_strict": False,
             "semantic_type": "b",
@@ -76,7 +78,14 @@ def test_summary_per_type_and_errors():
         },
     ]
     summary = summarize(rows)
-    assert summary["overall"] == {"num_samples": 2, "accuracy": 1.0, "accuracy_strict": 0.5, "format": 0.5}
+    assert summary["overall"] == {
+        "num_samples": 2,
+        "accuracy": 1.0,
+        "accuracy_strict": 0.5,
+        "format": 0.5,
+        "consistency_checked": 1,  # an unchecked response counts in neither the numerator nor the denominator
+        "contradiction_rate": 1.0,
+    }
     assert summary["num_errors"] == 1
     assert summary["semantic_type"]["b"]["num_samples"] == 1
 
@@ -535,6 +544,9 @@ def test_headroom_samples_k_completions_per_item_and_reports_what_grpo_can_learn
     assert room["pass_at_1"] == results["accuracy_strict"]
     assert all("headroom" in block for block in results["summary"]["question_type"].values())
     assert results["num_samples_per_item"] == 3 and results["temperature"] == 1.0
+    # every response also gets a consistency verdict, and the summary the rate of contradictions among the checkable
+    assert {row["consistency"] for row in rows} <= {"consistent", "contradicts", "unchecked"}
+    assert "contradiction_rate" in results["summary"]["overall"]
     # resuming the same folder without sampling would mix two evaluations: refused, naming the difference
     assert evaluate_main([*args, "--output_dir", str(out), *FAST]) == 2
 

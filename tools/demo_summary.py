@@ -22,6 +22,15 @@ from utils.io import read_json  # noqa: E402
 FORMAT_TARGET = 0.9
 
 
+def _contradictions(evaluation: Path) -> tuple[int, int] | None:
+    """(contradicting, checkable) responses over every split of one evaluation folder, or None without results."""
+    rows = [row for path in sorted(evaluation.glob("*/results.json")) for row in read_json(path)["results"]]
+    checked = [row for row in rows if row.get("consistency") in ("consistent", "contradicts")]
+    if not rows:
+        return None
+    return sum(row["consistency"] == "contradicts" for row in checked), len(checked)
+
+
 def summary_lines(out: Path, data_root: Path) -> list[str]:
     """The lines printed (see the module docstring)."""
     lines = ["", "== demo summary (tiny model trained from scratch on synthetic studies, CPU)", ""]
@@ -69,6 +78,13 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
                 for question, (answer, n, right) in blind.items()
             )
             lines.append(f"{model} gives one answer to every item of a question whose references differ: {listing}.")
+    contradictions = {when: _contradictions(out / f"eval_{when}") for when in ("before", "after")}
+    if all(contradictions.values()):
+        (b_bad, b_n), (a_bad, a_n) = contradictions["before"], contradictions["after"]
+        lines.append(
+            f"Reasoning that contradicts its own answer, of the responses the check can judge: {b_bad} of {b_n} "
+            f"-> {a_bad} of {a_n} (utils/scoring/consistency.py)."
+        )
     kg_files = {when: out / f"kg_{when}" / "kg_metric.json" for when in ("before", "after")}
     if all(path.is_file() for path in kg_files.values()):
         kg = {when: read_json(path) for when, path in kg_files.items()}

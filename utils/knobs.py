@@ -254,6 +254,7 @@ PROJECT_REWARDS = (
     "external_kg_jac",
     "external_kg_jac_original",
     "external_kg_f1",
+    "external_consistency",
 )
 SWIFT_BUILTIN_REWARDS = (
     "toolbench",

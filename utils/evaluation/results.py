@@ -28,6 +28,8 @@ from pathlib import Path
 from utils.data.annotations import TYPE_FIELDS, image_path, reference_answers
 from utils.io import InputError, atomic_save_figure
 from utils.scoring.answers import answer_items, answer_span
+from utils.scoring.consistency import CONSISTENT, CONTRADICTS
+from utils.scoring.consistency import check as check_consistency
 from utils.scoring.rewards import think_answer_format
 
 
@@ -94,6 +96,8 @@ def result_record(item: EvalItem, generation: dict | None, error: str | None = N
         "answer_span": answer_span(text),
         "is_correct": bool(generation) and original_correct(text, answers),
         "is_correct_strict": bool(generation) and strict_correct(text, answers),
+        # does the reasoning support the answer it gives (utils/scoring/consistency.py)
+        "consistency": check_consistency(row["question"], text).verdict if generation else None,
         "image_paths": list(item.image_paths),
         **{field: row.get(field) for field in TYPE_FIELDS},
         "error": error,
@@ -196,6 +200,10 @@ def summarize(results: Sequence[dict]) -> dict:
             # the share of outputs in the trained format, what `external_format` rewards
             "format": sum(think_answer_format(r.get("generated_text", "")) for r in rows) / n if n else 0.0,
         }
+        checked = [r for r in rows if r.get("consistency") in (CONSISTENT, CONTRADICTS)]
+        contradictions = sum(r["consistency"] == CONTRADICTS for r in checked)
+        figures["consistency_checked"] = len(checked)
+        figures["contradiction_rate"] = contradictions / len(checked) if checked else None
         room = headroom(rows)
         return {**figures, "headroom": room} if room else figures
 
@@ -237,6 +245,12 @@ def format_summary(summary: dict, title: str) -> str:
         for name, block in summary[field].items():
             lines.append(line(f"{field}={name}", block))
     lines.append(f"samples with errors (not scored): {summary['num_errors']}")
+    overall = summary["overall"]
+    if overall.get("contradiction_rate") is not None:
+        lines.append(
+            f"reasoning contradicts its answer: {overall['contradiction_rate']:.3f} of the "
+            f"{overall['consistency_checked']} checkable responses"
+        )
     room = summary["overall"].get("headroom")
     if room:
         lines.append(
