@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rexkg.rules import extract_rules  # noqa: E402
 from utils.scoring.answers import answer_items, answer_span, first_sentence, think_text  # noqa: E402
+from utils.scoring.consistency import consistency_reward  # noqa: E402
 from utils.scoring.kg_reward import KGScorer, kg_jaccard  # noqa: E402
 from utils.scoring.rewards import answer_f1, normalized_accuracy, r1v_accuracy, think_answer_format  # noqa: E402
 
@@ -58,6 +59,8 @@ def _functions(scorer: KGScorer) -> dict:
         "think_answer_format": think_answer_format,
         "kg_extract_rules": lambda text: extract_rules(text, memoize=False),
         "kg_jaccard": lambda text: kg_jaccard(scorer.score([text], [REFERENCE])[0]),
+        # the question of every type is checked: the side and presence checks extract the reasoning's graph
+        "consistency": lambda text: consistency_reward("Is there any evidence of pleural effusion?", text),
     }
 
 
