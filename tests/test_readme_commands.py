@@ -79,7 +79,9 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
                 "MAX_NEW_TOKENS": "8",
                 "PROGRESS_EVERY": "1",  # the SFT warm-up is a few seconds at this size; a user's takes minutes
             },
-            prints=("   ... 1s: ",),  # the long stages show progress instead of minutes of silence
+            # the long stages show progress instead of minutes of silence; the summary reports headroom before
+            # GRPO and how often the reasoning contradicts its own answer
+            prints=("   ... 1s: ", "Headroom on the pool before GRPO", "Reasoning that contradicts its own answer"),
             creates=(
                 "demo_out/grpo/checkpoint-2/model.safetensors",
                 "demo_out/token_prob/test_basic/report.html",

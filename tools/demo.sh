@@ -88,9 +88,10 @@ SFT_MODEL="$(ls -d "$OUT"/sft/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail 
 [ -n "$SFT_MODEL" ] || { echo "no SFT checkpoint in $OUT/sft" >&2; exit 1; }
 echo "SFT checkpoint: $SFT_MODEL"
 
-step "3. hard-example mining: score the pool with the SFT model, keep what it gets wrong"
+step "3. hard-example mining: score the pool with the SFT model (greedy, and 4 samples for headroom), keep what it gets wrong"
+# Headroom: 4 samples per item at temperature 1.0, what the demo's GRPO draws (NUM_GENERATIONS, TEMPERATURE below).
 logged "$OUT/eval_pool.log" "$PY" evaluate.py --model_path "$SFT_MODEL" --annotation_file "$POOL" \
-  --img_root "$DATA_ROOT/images" --output_dir "$OUT/eval_pool" "${EVAL[@]}"
+  --img_root "$DATA_ROOT/images" --output_dir "$OUT/eval_pool" "${EVAL[@]}" --num_samples 4 --temperature 1.0
 run "$PY" tools/set_is_correct.py --pool "$POOL" --results "$OUT/eval_pool/valid_all_vqa/results.json" \
   --metric strict --output "$OUT/pool_scored.json"
 run "$PY" tools/sample_data.py --data_root "$OUT/data" --pool "$OUT/pool_scored.json" --img_root "$DATA_ROOT/images" \

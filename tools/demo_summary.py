@@ -53,6 +53,16 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
         f"on the {before['n_decided']} questions the image decides, strict accuracy {before['decided_strict']:.3f} "
         f"{beats} the image-blind majority answer ({before['decided_majority']:.3f}).",
     ]
+    pool = out / "eval_pool" / "valid_all_vqa" / "results.json"
+    room = read_json(pool)["summary"]["overall"].get("headroom") if pool.is_file() else None
+    if room:
+        k = room["num_samples_per_item"]
+        lines.append(
+            f"Headroom on the pool before GRPO ({k} samples per item): pass@1 {room['pass_at_1']:.3f}, pass@{k} "
+            f"{room['pass_at_k']:.3f}; {room['mixed']:.3f} of the items have mixed samples, the only ones that give "
+            f"GRPO an accuracy advantage; {room['wrong_but_sampled_right']:.3f} are wrong at greedy but right in a "
+            "sample."
+        )
     curve = outcome["reward_curve"]
     if curve:
         lines.append(
