@@ -362,20 +362,24 @@ def test_recipe_defaults_leave_at_least_four_checkpoints_on_eight_gpus(default_p
     assert abs(counts["vision_lora"] / 370e6 - 1) < 0.02 and abs(counts["speech_lora"] / 460e6 - 1) < 0.02
 
 
+def _dry_sweep(tiny_model: Path, sampled_root: Path, tmp_path: Path, sizes: str) -> dict:
+    """The environment of a dry run of the sweep over the `uniform` sets of `sizes`."""
+    return {
+        "MODEL_PATH": str(tiny_model),
+        "DATA_ROOT": str(sampled_root),
+        "SAMPLE_TYPES": "uniform",
+        "DATASET_SIZES": sizes,
+        "DRY_RUN": "1",
+        "OUTPUT_ROOT": str(tmp_path / "sweep"),
+    }
+
+
 def test_a_short_set_is_marked_in_the_sweep_plan_and_table(tiny_model, sampled_root, tmp_path):
     """A set drawn with --allow-short holds fewer rows than its name says: the sweep shows the real count."""
     sets = sampled_root / "annotations" / "uniform"
     rows = len((sets / "12.jsonl").read_text().splitlines())
     (sets / "1000.jsonl").write_text((sets / "12.jsonl").read_text())  # what --allow-short writes for 1000
-    env = {
-        "MODEL_PATH": str(tiny_model),
-        "DATA_ROOT": str(sampled_root),
-        "SAMPLE_TYPES": "uniform",
-        "DATASET_SIZES": "12 1000",
-        "DRY_RUN": "1",
-        "OUTPUT_ROOT": str(tmp_path / "sweep"),
-    }
-    completed = _run("train_loop.sh", env, timeout=120)
+    completed = _run("train_loop.sh", _dry_sweep(tiny_model, sampled_root, tmp_path, "12 1000"), timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert f"uniform/12.jsonl: {rows} rows\n" in completed.stdout
     assert f"uniform/1000.jsonl: {rows} rows  SHORT: {rows} of 1000 rows" in completed.stdout
@@ -485,15 +489,7 @@ def test_a_sweep_over_an_empty_set_stops_before_anything_trains(tiny_model, samp
     """An empty set (a pool with nothing to draw, a file cut short) is listed with the missing ones; it used to pass
     the dry run and fail, or train on nothing, later."""
     (sampled_root / "annotations" / "uniform" / "8.jsonl").write_text("")
-    env = {
-        "MODEL_PATH": str(tiny_model),
-        "DATA_ROOT": str(sampled_root),
-        "SAMPLE_TYPES": "uniform",
-        "DATASET_SIZES": "8 12",
-        "DRY_RUN": "1",
-        "OUTPUT_ROOT": str(tmp_path / "sweep"),
-    }
-    completed = _run("train_loop.sh", env, timeout=60)
+    completed = _run("train_loop.sh", _dry_sweep(tiny_model, sampled_root, tmp_path, "8 12"), timeout=60)
     assert completed.returncode == 2
     assert f"  {sampled_root / 'annotations' / 'uniform' / '8.jsonl'} (empty)" in completed.stderr
     assert not (tmp_path / "sweep").exists()

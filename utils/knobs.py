@@ -176,48 +176,18 @@ LAUNCHERS: dict[str, list[Knob]] = {
 
 
 # Knobs whose values are paths or free text: checked where they are used, but names a launcher reads all the same.
+_JOB_PATHS = (
+    "MODEL_PATH", "DATA_ROOT", "REWARD_FUNCS", "REWARD_WEIGHTS", "DEEPSPEED", "MASTER_ADDR", "REPORT_TO", "LOG_DIR",
+    "PYTHON", "SWIFT",
+)  # fmt: skip
 FREE_KNOBS: dict[str, tuple[str, ...]] = {
-    "train": (
-        "MODEL_PATH",
-        "DATA_ROOT",
-        "DATASET",
-        "RUN_NAME",
-        "OUTPUT_DIR",
-        "REWARD_FUNCS",
-        "REWARD_WEIGHTS",
-        "DEEPSPEED",
-        "MASTER_ADDR",
-        "REPORT_TO",
-        "LOG_DIR",
-        "PYTHON",
-        "SWIFT",
-    ),
-    "train_loop": (
-        "MODEL_PATH",
-        "DATA_ROOT",
-        "OUTPUT_ROOT",
-        "REWARD_FUNCS",
-        "REWARD_WEIGHTS",
-        "DEEPSPEED",
-        "MASTER_ADDR",
-        "REPORT_TO",
-        "LOG_DIR",
-        "PYTHON",
-        "SWIFT",
-    ),
+    "train": (*_JOB_PATHS, "DATASET", "RUN_NAME", "OUTPUT_DIR"),
+    "train_loop": (*_JOB_PATHS, "OUTPUT_ROOT"),
     "evaluate": (
-        "MODEL_PATH",
-        "ADAPTERS",
-        "DATA_ROOT",
-        "SPLITS",
-        "ANNOTATION_FILE",
-        "IMG_ROOT",
-        "OUTPUT_DIR",
-        "TOKEN_PROB_SPLITS",
-        "MASTER_ADDR",
-        "PYTHON",
+        "MODEL_PATH", "ADAPTERS", "DATA_ROOT", "SPLITS", "ANNOTATION_FILE", "IMG_ROOT", "OUTPUT_DIR",
+        "TOKEN_PROB_SPLITS", "MASTER_ADDR", "PYTHON",
     ),
-}
+}  # fmt: skip
 # Names users reach for that no launcher reads, each with what they meant (the first one the launcher has).
 MISTAKEN_NAMES: dict[str, tuple[str, ...]] = {
     "LEARNING_RATE": ("LR", "LEARNING_RATES"),

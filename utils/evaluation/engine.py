@@ -101,17 +101,24 @@ def load_engine(config: EngineConfig):
     return engine
 
 
-def sample(engine, items: Sequence[EvalItem], max_new_tokens: int, num_samples: int, temperature: float, seed: int):
-    """`num_samples` completions per item at `temperature` (what GRPO's rollouts draw), as texts, in item order."""
-    from swift.infer_engine import InferRequest, RequestConfig
+def _requests(items: Sequence[EvalItem]) -> list:
+    """ms-swift requests for `items`: one `<image>` per image before the question, as the templates expect."""
+    from swift.infer_engine import InferRequest
 
-    requests = [
+    return [
         InferRequest(
             messages=[{"role": "user", "content": "<image>" * len(item.image_paths) + item.annotation["question"]}],
             images=list(item.image_paths),
         )
         for item in items
     ]
+
+
+def sample(engine, items: Sequence[EvalItem], max_new_tokens: int, num_samples: int, temperature: float, seed: int):
+    """`num_samples` completions per item at `temperature` (what GRPO's rollouts draw), as texts, in item order."""
+    from swift.infer_engine import RequestConfig
+
+    requests = _requests(items)
     if not requests:
         return []
     config = RequestConfig(max_tokens=max_new_tokens, temperature=temperature, n=num_samples, seed=seed)
@@ -149,15 +156,9 @@ def generate(
     batch (`score_tokens`) rather than from the engine's per-step log-prob formatting, which costs Python work per
     token and per alternative; the two agree to float precision (tested). vLLM returns its own log-probs.
     """
-    from swift.infer_engine import InferRequest, RequestConfig
+    from swift.infer_engine import RequestConfig
 
-    requests = [
-        InferRequest(
-            messages=[{"role": "user", "content": "<image>" * len(item.image_paths) + item.annotation["question"]}],
-            images=list(item.image_paths),
-        )
-        for item in items
-    ]
+    requests = _requests(items)
     rescore = logprobs and hasattr(engine, "model")  # TransformersEngine; VllmEngine has no in-process model
     engine_logprobs = logprobs and not rescore
     request_config = RequestConfig(
