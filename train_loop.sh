@@ -62,9 +62,10 @@ for type in $SAMPLE_TYPES; do
         for beta in $BETAS; do
           name="${type}_${size}_lr${lr}_g${gens}_beta${beta}"
           out="$OUTPUT_ROOT/$name"
+          set_file="$DATA_ROOT/annotations/$type/$size.jsonl"
           if [ -f "$out/.done" ]; then
             echo "== $name: finished earlier, skipped"
-            summary+=("$name=done (earlier)=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
+            summary+=("$name"$'\t'"done (earlier)"$'\t'"$out"$'\t'"$set_file"$'\t'"$size")
             continue
           fi
           resume=0
@@ -72,7 +73,7 @@ for type in $SAMPLE_TYPES; do
           echo "== $name$([ "$resume" = 1 ] && echo ": resuming")"
           # Each job runs in a process group of its own that dies with the sweep: a signal to the sweep is
           # passed on to the group, and train.sh's watchdog kills the group if the sweep dies by kill -9.
-          RUN_NAME="$name" DATASET="$DATA_ROOT/annotations/$type/$size.jsonl" OUTPUT_DIR="$out" LR="$lr" \
+          RUN_NAME="$name" DATASET="$set_file" OUTPUT_DIR="$out" LR="$lr" \
             NUM_GENERATIONS="$gens" BETA="$beta" RESUME="$resume" CHEX_SUPERVISOR_PID="$$" \
             setsid "$HERE/train.sh" "$@" &
           job=$!
@@ -83,14 +84,14 @@ for type in $SAMPLE_TYPES; do
           trap - TERM INT
           if [ "$status" = 0 ]; then
             if [ "$DRY_RUN" = 1 ]; then
-              summary+=("$name=planned=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
+              summary+=("$name"$'\t'"planned"$'\t'"$out"$'\t'"$set_file"$'\t'"$size")
             else
               touch "$out/.done"
-              summary+=("$name=done=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
+              summary+=("$name"$'\t'"done"$'\t'"$out"$'\t'"$set_file"$'\t'"$size")
             fi
           else
             failed=$((failed + 1))
-            summary+=("$name=FAILED=$out=$(grep -c . "$DATA_ROOT/annotations/$type/$size.jsonl" || true)=$size")
+            summary+=("$name"$'\t'"FAILED"$'\t'"$out"$'\t'"$set_file"$'\t'"$size")
           fi
         done
       done

@@ -379,6 +379,9 @@ def test_a_short_set_is_marked_in_the_sweep_plan_and_table(tiny_model, sampled_r
     sets = sampled_root / "annotations" / "uniform"
     rows = len((sets / "12.jsonl").read_text().splitlines())
     (sets / "1000.jsonl").write_text((sets / "12.jsonl").read_text())  # what --allow-short writes for 1000
+    # a set drawn from a pool scored with samples says how many of its rows the SFT model can learn
+    manifest = json.loads((sets / "12.manifest.json").read_text())
+    (sets / "12.manifest.json").write_text(json.dumps({**manifest, "learnable": 5}))
     completed = _run("train_loop.sh", _dry_sweep(tiny_model, sampled_root, tmp_path, "12 1000"), timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert f"uniform/12.jsonl: {rows} rows\n" in completed.stdout
@@ -386,6 +389,9 @@ def test_a_short_set_is_marked_in_the_sweep_plan_and_table(tiny_model, sampled_r
     table = {line.split()[0]: line for line in completed.stdout.splitlines() if line.startswith("uniform_")}
     assert f" {rows} of 1000 SHORT " in table["uniform_1000_lr4e-6_g8_beta0.5"]
     assert "SHORT" not in table["uniform_12_lr4e-6_g8_beta0.5"]
+    assert table["uniform_12_lr4e-6_g8_beta0.5"].split()[3:6] == ["5", "of", str(rows)]
+    header = next(line for line in completed.stdout.splitlines() if line.startswith("run "))
+    assert header.split()[:4] == ["run", "status", "rows", "learnable"]
 
 
 @pytest.mark.parametrize(

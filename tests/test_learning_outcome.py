@@ -68,6 +68,46 @@ def test_summary_reports_format_majority_reward_change_and_a_question_answered_b
     assert "The GRPO model gives one answer" not in text
 
 
+def test_summary_reports_the_teacher_error_items_headroom_contradictions_and_kg_f1(tmp_path):
+    view = "What is the view of this image, PA or AP?"
+    side = "Which side is the pleural effusion on, left or right?"
+    # 10 side questions (the teacher's wrong-side kind) and 6 view questions (its contradiction kind, answer kept)
+    references = ["left", "right"] * 5
+    before = [_row(side, r, "right") for r in references] + [_row(view, "PA", "PA") for _ in range(6)]
+    after = [_row(side, r, r if i < 8 else "right") for i, r in enumerate(references)] + [dict(r) for r in before[10:]]
+    for stage in (before, after):
+        for i, row in enumerate(stage):
+            row["id"] = i
+            row["explanation"] = f"<think>The effusion is on the {row['answer'][0]}.</think><answer>x</answer>"
+    # two samples per item: before, the side questions' samples are mixed; after, right twice on 8 of them
+    for row in before[:10]:
+        row.update(samples_correct_strict=[True, False], consistency="consistent")
+    for i, row in enumerate(after[:10]):
+        row.update(samples_correct_strict=[i < 8, i < 8], consistency="consistent")
+    for stage, contradicting in ((before, 3), (after, 1)):
+        for i, row in enumerate(stage[10:]):
+            row["consistency"] = "contradicts" if i < contradicting else "consistent"
+    data_root = _write_run(tmp_path, before, after, [0.5, 0.5])
+    (data_root / "teacher.json").write_text(
+        json.dumps(
+            {
+                "rates": {"under_call": 0.6, "wrong_side": 0.6, "contradiction": 0.5},
+                "test_items": {
+                    "test_basic": {"under_call": [], "wrong_side": list(range(10)), "contradiction": [10, 11, 12]}
+                },
+            }
+        )
+    )
+    text = "\n".join(summary_lines(tmp_path, data_root))
+    # the side questions: 5 of 10 right before (the "right" ones), 9 of 10 after (8 read + 1 "right" among the rest);
+    # the view questions are the contradiction kind, whose answers the teacher keeps right: not counted here
+    assert "On the 10 test questions of the kinds the SFT teacher answers wrongly" in text
+    assert "0.500 -> 0.900 (+0.400): moved by more than twice the noise of one evaluation (0.158)" in text
+    # headroom over the 10 sampled items: pass@1 5/10 -> 9/10; some sample right 10/10 -> 8/10; mixed 10/10 -> 0/10
+    assert "SFT pass@1 0.500, pass@2 1.000, mixed 1.000; GRPO pass@1 0.900, pass@2 0.800, mixed 0.000" in text
+    assert "contradicts its own answer, of the responses the check can judge: 3 of 16 -> 1 of 16" in text
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     references=st.lists(st.sampled_from(["male", "female", "Male"]), min_size=1, max_size=20),

@@ -78,6 +78,8 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
                 "HARD_SET_SIZE": "8",
                 "MAX_NEW_TOKENS": "8",
                 "PROGRESS_EVERY": "1",  # the SFT warm-up is a few seconds at this size; a user's takes minutes
+                # a one-epoch model on 24 items may sample no right answer where it is wrong: nothing `learnable`
+                "SAMPLE_TYPE": "hard_uniform",
             },
             # the long stages show progress instead of minutes of silence; the summary reports headroom before
             # GRPO and how often the reasoning contradicts its own answer
@@ -149,6 +151,10 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
         Run(args=["--allow-short"], creates=("data/MIMIC-VQA-CoT/annotations/hard_uniform/5000.jsonl",)),
     ),
     (".venv/bin/python tools/validate_data.py data/MIMIC-VQA-CoT/annotations/hard_uniform/5000.jsonl", Run()),
+    (
+        ".venv/bin/python bench/gpu_bench.py",
+        Skip("the full-size model needs a GPU; tests/test_gpu_bench.py runs the same script with --tiny"),
+    ),
     # the plan of one of the sweep's runs: each run's dry run makes every check of a real one (seconds each)
     ("DRY_RUN=1 NPROC_PER_NODE=8 ./train_loop.sh", Run(env={"SAMPLE_TYPES": "hard_uniform", "DATASET_SIZES": "5000"})),
     (

@@ -276,3 +276,36 @@ def test_report_summary_is_results_json_summary_with_errored_samples_left_out(de
         assert block["accuracy_strict"] == expected["question_type"][name]["accuracy_strict"]
     kept = [s["rewards"]["external_kg_jac"] for s in samples if not s["error"]]
     assert summary["by_type"]["overall"]["all"]["kg_jac"] == pytest.approx(sum(kept) / len(kept))
+
+
+def test_both_pages_mark_a_contradiction_and_the_samples_right(browser, demo_data, tmp_path):
+    from utils.reports.compare import render_comparison
+
+    records = _records(demo_data, 12)
+    for record in records:
+        record["consistency"] = "consistent"
+    view = "What is the view of this image, PA or AP?"
+    records[3] = {**records[3], "question": view, "answer": ["AP"], "generated_text": "<answer>AP</answer>"}
+    # the case users met on the compare page: the reasoning states AP, the answer says PA
+    flipped = {
+        **records[3],
+        "generated_text": "<think>The positioning indicates a AP projection.</think><answer>PA</answer>",
+        "consistency": "contradicts",
+        "samples_correct_strict": [True, False, False, True],
+    }
+    after = [flipped if r["id"] == 3 else r for r in records]
+    report = tmp_path / "report.html"
+    report.write_text(render_report(after, "marks", scorer=get_kg_scorer("rules")))
+    open_page(browser, report)
+    marked = browser.execute_script(
+        "return [...document.querySelectorAll('.sample')].filter(s => s.querySelector('.pill.contradicts'))"
+        ".map(s => [s.id, s.querySelector('.pill.samples').innerText])"
+    )
+    assert marked == [["s3", "2 of 4 samples right"]]
+    page = tmp_path / "compare.html"
+    page.write_text(render_comparison(records, after, ("SFT", "GRPO"), "compare", scorer=get_kg_scorer("rules")))
+    open_page(browser, page)
+    sample = browser.execute_script("return document.querySelector('#s3').innerText")
+    assert sample.count("reasoning contradicts its answer") == 1  # the GRPO run only
+    overall = browser.execute_script("return [...document.querySelectorAll('table.summary tr')][1].innerText")
+    assert f"0 of {len(records)}" in overall and f"1 of {len(records)}" in overall

@@ -5,7 +5,12 @@
 #   -> KG metrics -> reward curves -> the completions page and the SFT-vs-GRPO pages -> summary.
 # The tiny model and the synthetic data are built fresh in $OUT on every run (a few seconds), so no run reads a
 # stale model or dataset; MODEL_PATH / DATA_ROOT point the demo at existing ones instead.
-# Knobs: OUT, SEED, MODEL_PATH, DATA_ROOT, POOL_SIZE, TEST_SIZE, SFT_EPOCHS, SFT_LR, GRPO_STEPS, GRPO_LR,
+# The SFT explanations are written by a teacher with stated error rates (TEACHER_UNDER_CALL, TEACHER_WRONG_SIDE,
+# TEACHER_CONTRADICTION; tools/make_demo_data.py), so the SFT model is unsure where GRPO's true references can teach it.
+# Knobs: OUT, SEED, MODEL_PATH, DATA_ROOT, POOL_SIZE, TEST_SIZE, SFT_EPOCHS, SFT_LR, GRPO_STEPS, GRPO_LR, the teacher's
+# rates, HEADROOM_SAMPLES (samples per item at the GRPO temperature, for headroom before and after), SAMPLE_TYPE,
+# GRPO_REWARDS, ABLATION (1: also GRPO with external_r1v_acc alone from the same SFT model, into grpo_acc/ and
+# eval_after_acc/, as bench/learning_bench.py runs it),
 # HARD_SET_SIZE, MAX_NEW_TOKENS, LEARNING_ONLY (1: stop after the evaluation after GRPO, as bench/learning_bench.py
 # does), PROGRESS_EVERY (seconds between progress lines of the long stages), DEMO_OVERWRITE (1: replace an OUT the
 # demo did not make). DRY_RUN is not offered: every stage is quick, and train.sh / evaluate.sh have their own.
@@ -18,14 +23,23 @@ SEED="${SEED:-0}"
 MODEL_PATH="${MODEL_PATH:-}"
 DATA_ROOT="${DATA_ROOT:-}"
 POOL_SIZE="${POOL_SIZE:-600}"
-TEST_SIZE="${TEST_SIZE:-64}"
+TEST_SIZE="${TEST_SIZE:-128}"
 SFT_EPOCHS="${SFT_EPOCHS:-20}"
 SFT_LR="${SFT_LR:-3e-3}"
-GRPO_STEPS="${GRPO_STEPS:-60}"
-GRPO_LR="${GRPO_LR:-3e-4}"
+GRPO_STEPS="${GRPO_STEPS:-120}"
+GRPO_LR="${GRPO_LR:-1e-3}"
 HARD_SET_SIZE="${HARD_SET_SIZE:-96}"
+SAMPLE_TYPE="${SAMPLE_TYPE:-learnable}"
+GRPO_REWARDS="${GRPO_REWARDS:-external_r1v_acc external_kg_jac}"
+ABLATION="${ABLATION:-0}"
 MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-64}"
 LEARNING_ONLY="${LEARNING_ONLY:-0}"
+TEACHER_UNDER_CALL="${TEACHER_UNDER_CALL:-0.6}"
+TEACHER_WRONG_SIDE="${TEACHER_WRONG_SIDE:-0.6}"
+TEACHER_CONTRADICTION="${TEACHER_CONTRADICTION:-0.5}"
+GRPO_TEMPERATURE=1.0
+GRPO_GENERATIONS=4
+HEADROOM_SAMPLES="${HEADROOM_SAMPLES:-$GRPO_GENERATIONS}"
 # One process runs at a time: it gets every core. With another torch process on the machine, OMP_NUM_THREADS=1
 # avoids oversubscription (README, "Launchers").
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
@@ -71,13 +85,18 @@ if [ -z "$MODEL_PATH" ]; then
 fi
 if [ -z "$DATA_ROOT" ]; then
   DATA_ROOT="$OUT/synthetic-data"
-  run "$PY" tools/make_demo_data.py --root "$DATA_ROOT" --seed "$SEED" --pool-size "$POOL_SIZE" --test-size "$TEST_SIZE"
+  run "$PY" tools/make_demo_data.py --root "$DATA_ROOT" --seed "$SEED" --pool-size "$POOL_SIZE" --test-size "$TEST_SIZE" \
+    --teacher-under-call "$TEACHER_UNDER_CALL" --teacher-wrong-side "$TEACHER_WRONG_SIDE" \
+    --teacher-contradiction "$TEACHER_CONTRADICTION"
 fi
 POOL="$DATA_ROOT/annotations/eval/valid_all_vqa.json"
+# The teacher's explanations when the data has them (teacher.json says the rates), else the pool's own.
+SFT_ANNOTATIONS="$DATA_ROOT/annotations/sft/valid_all_vqa.json"
+[ -f "$SFT_ANNOTATIONS" ] || SFT_ANNOTATIONS="$POOL"
 run "$PY" tools/validate_data.py "$DATA_ROOT"/annotations/eval/*.json --img_root "$DATA_ROOT/images" --pool
 
-step "2. SFT warm-up on the pool's explanations, so the model writes <think>…</think><answer>…</answer>"
-run "$PY" tools/convert_to_grpo.py --sft --annotations "$POOL" --img_root "$DATA_ROOT/images" --output "$OUT/sft.jsonl"
+step "2. SFT warm-up on the teacher's explanations of the pool, so the model writes <think>…</think><answer>…</answer>"
+run "$PY" tools/convert_to_grpo.py --sft --annotations "$SFT_ANNOTATIONS" --img_root "$DATA_ROOT/images" --output "$OUT/sft.jsonl"
 logged "$OUT/sft.log" "$SWIFT" sft --model "$MODEL_PATH" --model_type phi4_mm_native --external_plugins "$ROOT/plugin.py" \
   --dataset "$OUT/sft.jsonl" --tuner_type full --freeze_vit false --torch_dtype float32 \
   --num_train_epochs "$SFT_EPOCHS" --learning_rate "$SFT_LR" --warmup_ratio 0.05 --seed "$SEED" \
@@ -88,32 +107,44 @@ SFT_MODEL="$(ls -d "$OUT"/sft/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail 
 [ -n "$SFT_MODEL" ] || { echo "no SFT checkpoint in $OUT/sft" >&2; exit 1; }
 echo "SFT checkpoint: $SFT_MODEL"
 
-step "3. hard-example mining: score the pool with the SFT model (greedy, and 4 samples for headroom), keep what it gets wrong"
-# Headroom: 4 samples per item at temperature 1.0, what the demo's GRPO draws (NUM_GENERATIONS, TEMPERATURE below).
+step "3. hard-example mining: score the pool with the SFT model (greedy, and samples for headroom), keep what it can learn"
+# Headroom: HEADROOM_SAMPLES samples per item at the temperature GRPO draws at. `learnable` keeps the items wrong at
+# greedy but right in some sample: GRPO's groups on them are mixed, so the accuracy reward has an advantage to give.
+HEADROOM=(--num_samples "$HEADROOM_SAMPLES" --temperature "$GRPO_TEMPERATURE")
 logged "$OUT/eval_pool.log" "$PY" evaluate.py --model_path "$SFT_MODEL" --annotation_file "$POOL" \
-  --img_root "$DATA_ROOT/images" --output_dir "$OUT/eval_pool" "${EVAL[@]}" --num_samples 4 --temperature 1.0
+  --img_root "$DATA_ROOT/images" --output_dir "$OUT/eval_pool" "${EVAL[@]}" "${HEADROOM[@]}"
 run "$PY" tools/set_is_correct.py --pool "$POOL" --results "$OUT/eval_pool/valid_all_vqa/results.json" \
   --metric strict --output "$OUT/pool_scored.json"
 run "$PY" tools/sample_data.py --data_root "$OUT/data" --pool "$OUT/pool_scored.json" --img_root "$DATA_ROOT/images" \
-  --sample_types hard_uniform --sizes "$HARD_SET_SIZE" --allow-short
+  --sample_types "$SAMPLE_TYPE" --sizes "$HARD_SET_SIZE" --allow-short
 
 step "4. evaluation before GRPO"
 logged "$OUT/eval_before.log" "$PY" evaluate.py --model_path "$SFT_MODEL" --data_root "$DATA_ROOT" \
-  --output_dir "$OUT/eval_before" "${EVAL[@]}"
+  --output_dir "$OUT/eval_before" "${EVAL[@]}" "${HEADROOM[@]}"
 
-# The demo's MAX_NEW_TOKENS is no train.sh knob (train.sh would take it for a misspelt MAX_COMPLETION_LENGTH).
-step "5. GRPO through train.sh: external_r1v_acc + external_kg_jac, FREEZE_NON_VISION_PARAMS=1 (demo-sized knobs)"
-MODEL_PATH="$SFT_MODEL" DATASET="$OUT/data/annotations/hard_uniform/$HARD_SET_SIZE.jsonl" OUTPUT_DIR="$OUT/grpo" \
-  LOG_DIR="$OUT/logs" MAX_STEPS="$GRPO_STEPS" LR="$GRPO_LR" BETA=0.04 NUM_GENERATIONS=4 PER_DEVICE_BATCH=16 \
-  MAX_COMPLETION_LENGTH="$MAX_NEW_TOKENS" TEMPERATURE=1.0 DYNAMIC_SAMPLE=false SAVE_STEPS="$GRPO_STEPS" WARMUP_RATIO=0 \
-  SEED="$SEED" \
-  DATALOADER_WORKERS=0 DATASET_NUM_PROC=1 logged "$OUT/grpo.log" env -u MAX_NEW_TOKENS bash "$ROOT/train.sh"
-grep -E "^\+ |FREEZE_NON_VISION_PARAMS:" "$OUT/grpo.log" | cut -c1-240
+# grpo_arm NAME REWARDS: GRPO from the SFT checkpoint with REWARDS into $OUT/grpo<NAME>, then the evaluation after it
+# into $OUT/eval_after<NAME>. The demo's MAX_NEW_TOKENS is no train.sh knob (train.sh would take it for a misspelt
+# MAX_COMPLETION_LENGTH).
+grpo_arm() {
+  local name="$1" rewards="$2"
+  MODEL_PATH="$SFT_MODEL" DATASET="$OUT/data/annotations/$SAMPLE_TYPE/$HARD_SET_SIZE.jsonl" \
+    OUTPUT_DIR="$OUT/grpo$name" LOG_DIR="$OUT/logs$name" REWARD_FUNCS="$rewards" MAX_STEPS="$GRPO_STEPS" \
+    LR="$GRPO_LR" BETA=0.04 NUM_GENERATIONS="$GRPO_GENERATIONS" PER_DEVICE_BATCH=16 \
+    MAX_COMPLETION_LENGTH="$MAX_NEW_TOKENS" TEMPERATURE="$GRPO_TEMPERATURE" DYNAMIC_SAMPLE=false \
+    SAVE_STEPS="$GRPO_STEPS" WARMUP_RATIO=0 SEED="$SEED" DATALOADER_WORKERS=0 DATASET_NUM_PROC=1 \
+    logged "$OUT/grpo$name.log" env -u MAX_NEW_TOKENS bash "$ROOT/train.sh"
+  grep -E "^\+ |FREEZE_NON_VISION_PARAMS:" "$OUT/grpo$name.log" | cut -c1-240
+  logged "$OUT/eval_after$name.log" "$PY" evaluate.py --model_path "$OUT/grpo$name/checkpoint-$GRPO_STEPS" \
+    --data_root "$DATA_ROOT" --output_dir "$OUT/eval_after$name" "${EVAL[@]}" "${HEADROOM[@]}"
+}
+
+step "5. GRPO through train.sh ($GRPO_REWARDS; FREEZE_NON_VISION_PARAMS=1; demo-sized knobs), then evaluation"
+grpo_arm "" "$GRPO_REWARDS"
 GRPO_MODEL="$OUT/grpo/checkpoint-$GRPO_STEPS"
-
-step "6. evaluation after GRPO"
-logged "$OUT/eval_after.log" "$PY" evaluate.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" \
-  --output_dir "$OUT/eval_after" "${EVAL[@]}"
+if [ "$ABLATION" = 1 ]; then
+  step "5b. the ablation arm: GRPO from the same SFT checkpoint with external_r1v_acc alone, then evaluation"
+  grpo_arm _acc "external_r1v_acc"
+fi
 
 if [ "$LEARNING_ONLY" = 1 ]; then
   step "done in $(( $(date +%s) - start )) s (LEARNING_ONLY=1)"
@@ -121,14 +152,14 @@ if [ "$LEARNING_ONLY" = 1 ]; then
   exit 0
 fi
 
-step "7. token probabilities (test_basic) and KG metrics"
+step "6. token probabilities (test_basic) and KG metrics"
 logged "$OUT/token_prob.log" "$PY" evaluate_token_prob.py --model_path "$GRPO_MODEL" --data_root "$DATA_ROOT" \
   --splits test_basic --output_dir "$OUT/token_prob" "${EVAL[@]}"
 for when in before after; do
   logged "$OUT/kg_$when.log" bash tools/get_kg_metric.sh "$OUT/eval_$when/test_basic/results.json" "$OUT/kg_$when"
 done
 
-step "8. reward curves, what GRPO rewarded (completions page), what it changed (SFT vs GRPO pages)"
+step "7. reward curves, what GRPO rewarded (completions page), what it changed (SFT vs GRPO pages)"
 run "$PY" tools/plot_training.py "$OUT/grpo"
 run "$PY" tools/completions_report.py "$OUT/grpo"
 for split in test_basic test_compare test_region; do

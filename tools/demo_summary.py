@@ -22,13 +22,17 @@ from utils.io import read_json  # noqa: E402
 FORMAT_TARGET = 0.9
 
 
-def _contradictions(evaluation: Path) -> tuple[int, int] | None:
-    """(contradicting, checkable) responses over every split of one evaluation folder, or None without results."""
-    rows = [row for path in sorted(evaluation.glob("*/results.json")) for row in read_json(path)["results"]]
-    checked = [row for row in rows if row.get("consistency") in ("consistent", "contradicts")]
-    if not rows:
-        return None
-    return sum(row["consistency"] == "contradicts" for row in checked), len(checked)
+def _against_noise(change: float, noise: float) -> str:
+    if abs(change) > 2 * noise:
+        return f"moved by more than twice the noise of one evaluation ({noise:.3f})"
+    return f"did NOT move beyond the noise of one evaluation (2 x {noise:.3f})"
+
+
+def _headroom(room: dict | None) -> str:
+    if not room:
+        return "not sampled"
+    k = room["num_samples_per_item"]
+    return f"pass@1 {room['pass_at_1']:.3f}, pass@{k} {room['pass_at_k']:.3f}, mixed {room['mixed']:.3f}"
 
 
 def summary_lines(out: Path, data_root: Path) -> list[str]:
@@ -70,15 +74,30 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
             f"{curve[0]:.3f} -> {curve[1]:.3f} ({curve[1] - curve[0]:+.3f})."
         )
     change, noise = outcome["strict_change"], outcome["evaluation_se"]
-    verdict = (
-        f"moved by more than twice the noise of one evaluation ({noise:.3f})"
-        if abs(change) > 2 * noise
-        else f"did NOT move beyond the noise of one evaluation (2 x {noise:.3f})"
-    )
     lines.append(
         f"GRPO strict accuracy on all {before['n']} test questions: {before['strict']:.3f} -> {after['strict']:.3f} "
-        f"({change:+.3f}): {verdict}. Image-decided questions: {before['decided_strict']:.3f} -> "
-        f"{after['decided_strict']:.3f}. Seed-to-seed spread: bench/learning_bench.py (figures in the README)."
+        f"({change:+.3f}): {_against_noise(change, noise)}. Image-decided questions: "
+        f"{before['decided_strict']:.3f} -> {after['decided_strict']:.3f}. Seed-to-seed spread: "
+        "bench/learning_bench.py (figures in the README)."
+    )
+    taught = outcome["teacher_errors"]
+    if taught:
+        b, a = taught["before"], taught["after"]
+        lines.append(
+            f"On the {b['n']} test questions of the kinds the SFT teacher answers wrongly (data_root/teacher.json): "
+            f"{b['strict']:.3f} -> {a['strict']:.3f} ({taught['change']:+.3f}): "
+            f"{_against_noise(taught['change'], taught['evaluation_se'])}."
+        )
+    rooms = outcome["headroom"]
+    if any(rooms.values()):
+        lines.append(
+            f"Headroom on the test questions: SFT {_headroom(rooms['before'])}; GRPO {_headroom(rooms['after'])}."
+        )
+    (b_bad, b_n), (a_bad, a_n) = outcome["contradictions"]["before"], outcome["contradictions"]["after"]
+    lines.append(
+        f"Reasoning that contradicts its own answer, of the responses the check can judge: {b_bad} of {b_n} "
+        f"-> {a_bad} of {a_n} (utils/scoring/consistency.py). Reasoning KG F1 against the reference: "
+        f"{outcome['kg_f1']['before']:.3f} -> {outcome['kg_f1']['after']:.3f}."
     )
     for stage, model in (("before", "The SFT model"), ("after", "The GRPO model")):
         blind = outcome["one_answer"][stage]
@@ -88,13 +107,6 @@ def summary_lines(out: Path, data_root: Path) -> list[str]:
                 for question, (answer, n, right) in blind.items()
             )
             lines.append(f"{model} gives one answer to every item of a question whose references differ: {listing}.")
-    contradictions = {when: _contradictions(out / f"eval_{when}") for when in ("before", "after")}
-    if all(contradictions.values()):
-        (b_bad, b_n), (a_bad, a_n) = contradictions["before"], contradictions["after"]
-        lines.append(
-            f"Reasoning that contradicts its own answer, of the responses the check can judge: {b_bad} of {b_n} "
-            f"-> {a_bad} of {a_n} (utils/scoring/consistency.py)."
-        )
     kg_files = {when: out / f"kg_{when}" / "kg_metric.json" for when in ("before", "after")}
     if all(path.is_file() for path in kg_files.values()):
         kg = {when: read_json(path) for when, path in kg_files.items()}

@@ -40,6 +40,17 @@ from utils.io import InputError, atomic_write_json, atomic_write_jsonl  # noqa: 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def learnable_count(rows: list[dict]) -> int | None:
+    """How many rows the SFT model got wrong at greedy but right in a sample, or None when the pool carries no samples.
+
+    >>> learnable_count([{"is_correct": False, "sampled_right": True}, {"is_correct": True, "sampled_right": True}])
+    1
+    """
+    if not rows or any("sampled_right" not in row for row in rows):
+        return None
+    return sum(row["is_correct"] is False and row["sampled_right"] is True for row in rows)
+
+
 def strata_table(sampled, title: str) -> str:
     """The printed table: one line per stratum with available items, quota and items taken."""
     lines = [title, f"  {'semantic / question / answer type':48s} {'available':>9s} {'quota':>6s} {'taken':>6s}"]
@@ -95,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                         "seed": args.seed,
                         "pool": str(pool_path),
                         "pool_sha256": pool_sha256,
+                        # rows wrong at greedy but right in a sample (None: the pool was scored without samples)
+                        "learnable": learnable_count(sampled.rows),
                         "strata": [
                             {"stratum": dict(zip(STRATUM_FIELDS, key)), **counts}
                             for key, counts in sampled.strata.items()

@@ -15,6 +15,7 @@ and the KG reward has entities and relations to compare.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,11 @@ DEVICE_COURSES = {
     "PICC line": ((0.0, 0.22), (0.20, 0.18), (0.40, 0.22), (0.47, 0.40)),
 }
 DEVICES = tuple(DEVICE_COURSES)
+VIEW_QUESTION = "What is the view of this image, PA or AP?"
+LOCATION_QUESTION = "Where is the focal opacity located?"
+SIDE_QUESTION = "Which side is the pleural effusion on, left or right?"
+CHANGE_QUESTION = "Compared with the prior study, how has the pleural effusion changed?"
+EFFUSION_PRESENCE_QUESTION = "Is there any evidence of pleural effusion in this image?"
 SPLITS = ("test_basic_vqa", "test_compare_vqa", "test_region_vqa", "valid_all_vqa")
 # How often the simulated SFT model answered a validation item correctly: hard-example mining needs both kinds.
 SFT_ACCURACY = 0.6
@@ -91,7 +97,8 @@ def render_study(study: dict, size: int, rng: random.Random) -> Image.Image:
         for side in SIDES:
             x0, _, x1, y1 = _lung_box(side, size)
             draw.ellipse((x0 - 0.04 * size, y1 - 0.30 * size, x1 - 0.10 * size, y1 + 0.04 * size), fill=80)
-    if study["view"] == "AP":  # on an AP film the scapulae are not rotated off the lungs: they overlie the upper fields
+    # on an AP film the scapulae are not rotated off the lungs: they overlie the upper fields
+    if study["view"] == "AP":
         for side in SIDES:
             x0, y0, x1, _ = _lung_box(side, size)
             edge = x0 if side == "right" else x1 - 0.12 * size
@@ -206,17 +213,7 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
     """One single-image question: (question, answers, reasoning, semantic_type, question_type, answer_type)."""
     kind = rng.choice(("presence", "abnormality", "abnormality_query", "size", "plane", "gender", "attribute"))
     if kind == "presence":
-        target = rng.choice(("pleural effusion", "lung opacity", "pneumothorax"))
-        present = target in abnormalities(study)
-        topic = {"pleural effusion": "effusion", "lung opacity": "opacity", "pneumothorax": "pneumothorax"}[target]
-        return (
-            f"Is there any evidence of {target} in this image?",
-            [_yes_no(present)],
-            f"{describe(study)[topic]} Therefore {target} is {'present' if present else 'absent'}.",
-            "presence",
-            "verify",
-            "closed",
-        )
+        return presence_question(study, rng.choice(("pleural effusion", "lung opacity", "pneumothorax")))
     if kind == "abnormality":
         found = abnormalities(study)
         return (
@@ -264,8 +261,27 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
             "choose",
             "closed",
         )
+    return view_question(study)
+
+
+def presence_question(study: dict, target: str) -> tuple[str, list[str], str, str, str, str]:
+    """Is there any evidence of `target` (pleural effusion, lung opacity or pneumothorax)?"""
+    present = target in abnormalities(study)
+    topic = {"pleural effusion": "effusion", "lung opacity": "opacity", "pneumothorax": "pneumothorax"}[target]
     return (
-        "What is the view of this image, PA or AP?",
+        f"Is there any evidence of {target} in this image?",
+        [_yes_no(present)],
+        f"{describe(study)[topic]} Therefore {target} is {'present' if present else 'absent'}.",
+        "presence",
+        "verify",
+        "closed",
+    )
+
+
+def view_question(study: dict) -> tuple[str, list[str], str, str, str, str]:
+    """PA or AP?"""
+    return (
+        VIEW_QUESTION,
         [study["view"]],
         f"The positioning indicates a {study['view']} projection.",
         "plane",
@@ -274,28 +290,38 @@ def basic_question(study: dict, rng: random.Random) -> tuple[str, list[str], str
     )
 
 
+def opacity_location_question(study: dict) -> tuple[str, list[str], str, str, str, str]:
+    """Where is the focal opacity? (The study has one.)"""
+    o = study["opacity"]
+    return (
+        LOCATION_QUESTION,
+        [f"{o.side} {o.zone} lung zone"],
+        f"{describe(study)['opacity']} The opacity projects over the {o.side} {o.zone} lung zone.",
+        "anatomy",
+        "query",
+        "open",
+    )
+
+
+def effusion_side_question(study: dict) -> tuple[str, list[str], str, str, str, str]:
+    """Which side is the pleural effusion on? (The study has one.)"""
+    e = study["effusion"]
+    return (
+        SIDE_QUESTION,
+        [e.side],
+        f"{describe(study)['effusion']} The effusion is on the {e.side}.",
+        "anatomy",
+        "choose",
+        "closed",
+    )
+
+
 def region_question(study: dict, rng: random.Random) -> tuple[str, list[str], str, str, str, str]:
     """A question about one anatomical region."""
     if study["opacity"] is not None and rng.random() < 0.5:
-        o = study["opacity"]
-        return (
-            "Where is the focal opacity located?",
-            [f"{o.side} {o.zone} lung zone"],
-            f"{describe(study)['opacity']} The opacity projects over the {o.side} {o.zone} lung zone.",
-            "anatomy",
-            "query",
-            "open",
-        )
+        return opacity_location_question(study)
     if study["effusion"] is not None and rng.random() < 0.5:
-        e = study["effusion"]
-        return (
-            "Which side is the pleural effusion on, left or right?",
-            [e.side],
-            f"{describe(study)['effusion']} The effusion is on the {e.side}.",
-            "anatomy",
-            "choose",
-            "closed",
-        )
+        return effusion_side_question(study)
     side, zone = rng.choice(SIDES), rng.choice(ZONES)
     o = study["opacity"]
     present = o is not None and (o.side, o.zone) == (side, zone)
@@ -310,8 +336,10 @@ def region_question(study: dict, rng: random.Random) -> tuple[str, list[str], st
     )
 
 
-def compare_question(prior: dict, current: dict, rng: random.Random) -> tuple[str, list[str], str, str, str, str]:
-    """A two-study question about change since the prior study."""
+def compare_question(
+    prior: dict, current: dict, rng: random.Random | None = None
+) -> tuple[str, list[str], str, str, str, str]:
+    """A two-study question about change since the prior study (`rng` is unused: one question is asked)."""
     before, after = prior["effusion"] is not None, current["effusion"] is not None
     if before and after:
         change = "unchanged"
@@ -328,13 +356,110 @@ def compare_question(prior: dict, current: dict, rng: random.Random) -> tuple[st
         "absent": "Compared with the prior study, there is still no pleural effusion.",
     }[change]
     return (
-        "Compared with the prior study, how has the pleural effusion changed?",
+        CHANGE_QUESTION,
         [change],
         reasoning,
         "abnormality",
         "query",
         "open",
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The teacher: SFT explanations with stated errors
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Teacher:
+    """The error rates of a teacher that writes the SFT explanations, as chain-of-thought distilled from a language
+    model has. Each rate applies to its kind of question only (`teacher_error_kind`); the evaluation and GRPO
+    references stay true.
+
+    - `under_call`: a small pleural effusion is called absent (the effusion presence and change questions);
+    - `wrong_side`: the other side is named, in reasoning and answer (effusion side, opacity location);
+    - `contradiction`: the view question's reasoning names the other projection while its answer stays right.
+
+    >>> Teacher(under_call=0.5).rates()
+    {'under_call': 0.5, 'wrong_side': 0.0, 'contradiction': 0.0}
+    """
+
+    under_call: float = 0.0
+    wrong_side: float = 0.0
+    contradiction: float = 0.0
+
+    def rates(self) -> dict[str, float]:
+        return {kind: getattr(self, kind) for kind in TEACHER_ERROR_KINDS}
+
+
+TEACHER_ERROR_KINDS = ("under_call", "wrong_side", "contradiction")
+# The kinds whose error changes the answer: the items where a model that learnt the teacher's errors answers wrong.
+ANSWER_CHANGING_ERRORS = ("under_call", "wrong_side")
+_OTHER_SIDE = {"right": "left", "left": "right"}
+
+
+def teacher_error_kind(studies: Sequence[dict], question: str) -> str | None:
+    """The error the teacher can make on a question about `studies` (prior first), or None.
+
+    >>> teacher_error_kind([{"effusion": Effusion("left", "small")}], EFFUSION_PRESENCE_QUESTION)
+    'under_call'
+    >>> teacher_error_kind([{"effusion": Effusion("left", "moderate")}], EFFUSION_PRESENCE_QUESTION) is None
+    True
+    """
+    effusion = studies[-1]["effusion"]
+    if question in (EFFUSION_PRESENCE_QUESTION, CHANGE_QUESTION) and effusion is not None and effusion.size == "small":
+        return "under_call"
+    if question in (SIDE_QUESTION, LOCATION_QUESTION):
+        return "wrong_side"
+    if question == VIEW_QUESTION:
+        return "contradiction"
+    return None
+
+
+def teacher_explanation(studies: Sequence[dict], question: str, kind: str) -> str:
+    """The explanation the teacher writes when it makes the error `kind` on this question.
+
+    >>> study = {"effusion": Effusion("left", "small"), "opacity": None, "cardiomegaly": False, "device": None}
+    >>> teacher_explanation([study], SIDE_QUESTION, "wrong_side")
+    '<think>A small right pleural effusion is present with blunting of the right costophrenic angle. The effusion is \
+on the right.</think><answer>right</answer>'
+    """
+    current = studies[-1]
+    if kind == "under_call":
+        missed = {**current, "effusion": None}
+        if question == CHANGE_QUESTION:
+            _, answers, reasoning, *_ = compare_question(studies[0], missed)
+        else:
+            _, answers, reasoning, *_ = presence_question(missed, "pleural effusion")
+    elif kind == "wrong_side" and question == SIDE_QUESTION:
+        e = current["effusion"]
+        _, answers, reasoning, *_ = effusion_side_question(
+            {**current, "effusion": Effusion(_OTHER_SIDE[e.side], e.size)}
+        )
+    elif kind == "wrong_side":
+        o = current["opacity"]
+        _, answers, reasoning, *_ = opacity_location_question(
+            {**current, "opacity": Opacity(_OTHER_SIDE[o.side], o.zone)}
+        )
+    elif kind == "contradiction":
+        answers = [current["view"]]
+        _, _, reasoning, *_ = view_question({**current, "view": "AP" if current["view"] == "PA" else "PA"})
+    else:
+        raise ValueError(f"no teacher error {kind!r} for the question {question!r}")
+    return explanation(reasoning, answers)
+
+
+def teacher_rows(rows: Sequence[dict], studies: dict[str, dict], teacher: Teacher, rng: random.Random) -> list[dict]:
+    """The SFT rows the teacher writes for annotation `rows` (`studies` by image id): each row of a kind the teacher
+    errs on gets, at that kind's rate, the teacher's explanation, and `teacher_error` names the error (None: the
+    true explanation). One draw per row, in order, so a seed gives the same rows."""
+    written = []
+    for row in rows:
+        kind = teacher_error_kind([studies[stem] for stem in row["image_ids"]], row["question"])
+        erred = kind is not None and rng.random() < getattr(teacher, kind)
+        text = (
+            teacher_explanation([studies[stem] for stem in row["image_ids"]], row["question"], kind) if erred else None
+        )
+        written.append({**row, "explanation": text or row["explanation"], "teacher_error": kind if erred else None})
+    return written
 
 
 def explanation(reasoning: str, answers: list[str]) -> str:

@@ -16,7 +16,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from utils.evaluation.results import headroom
 from utils.io import read_json
+from utils.scoring.consistency import CONSISTENT, CONTRADICTS
+from utils.scoring.kg_reward import get_kg_scorer, kg_f1
 from utils.scoring.rewards import think_answer_format
 from utils.training_logs import read_training_log, step_metrics
 
@@ -96,11 +99,51 @@ def spread(values: Sequence[float]) -> float:
 
 
 def _split_rows(out: Path, stage: str) -> dict[str, list[dict]] | None:
-    """Result rows of each test split evaluated at one stage (`before`, `after`), or None while one is missing."""
+    """Result rows of each test split evaluated at one stage (`before`, `after`, `after_<arm>`), each with its
+    `split`, or None while one is missing."""
     files = {split: out / f"eval_{stage}" / split / "results.json" for split in SPLITS}
     if not all(path.is_file() for path in files.values()):
         return None
-    return {split: read_json(path)["results"] for split, path in files.items()}
+    return {split: [{**row, "split": split} for row in read_json(path)["results"]] for split, path in files.items()}
+
+
+def teacher_error_items(data_root: Path) -> set[tuple[str, int]] | None:
+    """(split, id) of the test items of the kinds whose answer the data's teacher gets wrong at its stated rate
+    (`teacher.json` of `tools/make_demo_data.py`), or None for data without a teacher."""
+    card_file = data_root / "teacher.json"
+    if not card_file.is_file():
+        return None
+    from utils.data.synthetic_cxr import ANSWER_CHANGING_ERRORS
+
+    card = read_json(card_file)
+    return {
+        (split, item)
+        for split, kinds in card["test_items"].items()
+        for kind in ANSWER_CHANGING_ERRORS
+        for item in kinds.get(kind, [])
+    }
+
+
+def contradictions(rows: Sequence[dict]) -> tuple[int, int]:
+    """(responses whose reasoning contradicts their answer, responses the consistency check could judge).
+
+    >>> contradictions([{"consistency": "contradicts"}, {"consistency": "consistent"}, {"consistency": "unchecked"}])
+    (1, 2)
+    """
+    checked = [row for row in rows if row.get("consistency") in (CONSISTENT, CONTRADICTS)]
+    return sum(row["consistency"] == CONTRADICTS for row in checked), len(checked)
+
+
+def reasoning_kg_f1(rows: Sequence[dict]) -> float:
+    """Mean KG F1 (`external_kg_f1`'s arithmetic, rules extractor) of each response's reasoning against its
+    reference explanation's."""
+    scored = [row for row in rows if row.get("explanation")]
+    if not scored:
+        return float("nan")
+    details = get_kg_scorer("rules").score(
+        [r.get("generated_text", "") for r in scored], [r["explanation"] for r in scored]
+    )
+    return statistics.fmean(kg_f1(d) for d in details)
 
 
 def reward_curve(logging_file: Path, key: str = "rewards/R1VAccuracy/mean") -> tuple[float, float, int] | None:
@@ -114,25 +157,45 @@ def reward_curve(logging_file: Path, key: str = "rewards/R1VAccuracy/mean") -> t
     return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter, len(values)
 
 
-def learning_outcome(out: Path, data_root: Path, decided: Callable[[str], bool]) -> dict | None:
-    """Scores of a demo run's SFT model (`before`, `<out>/eval_before`) and GRPO model (`after`) on the pooled test
-    splits and per split, the GRPO training reward curve, and the noise of one evaluation; None until both
-    evaluations exist. `decided(question)` says which questions the image decides."""
-    stages = {stage: _split_rows(out, stage) for stage in ("before", "after")}
+def learning_outcome(out: Path, data_root: Path, decided: Callable[[str], bool], arm: str = "") -> dict | None:
+    """Scores of a demo run's SFT model (`before`, `<out>/eval_before`) and GRPO model (`after`, `<out>/eval_after`;
+    with `arm`, `<out>/eval_after_<arm>` trained in `<out>/grpo_<arm>`) on the pooled test splits and per split; on
+    the items the data's teacher gets wrong, if it has one; headroom, contradictions and the reasoning's KG F1 of
+    each model; the GRPO training reward curve, and the noise of one evaluation. None until both evaluations exist.
+    `decided(question)` says which questions the image decides."""
+    suffix = f"_{arm}" if arm else ""
+    stages = {"before": _split_rows(out, "before"), "after": _split_rows(out, f"after{suffix}")}
     pool_file = data_root / "annotations" / "eval" / "valid_all_vqa.json"
     if None in stages.values() or not pool_file.is_file():
         return None
     majority = majority_answers(read_json(pool_file))
     pooled = {stage: [row for rows in splits.values() for row in rows] for stage, splits in stages.items()}
     scores = {stage: split_scores(rows, majority, decided) for stage, rows in pooled.items()}
+    taught_wrong = teacher_error_items(data_root)
+    teacher = None
+    taught = {
+        stage: [row for row in rows if (row["split"], row["id"]) in taught_wrong] if taught_wrong else []
+        for stage, rows in pooled.items()
+    }
+    if taught["before"] and taught["after"]:
+        teacher = {
+            stage: {"n": len(items), "strict": sum(bool(r["is_correct_strict"]) for r in items) / len(items)}
+            for stage, items in taught.items()
+        }
+        teacher["change"] = teacher["after"]["strict"] - teacher["before"]["strict"]
+        teacher["evaluation_se"] = binomial_se(teacher["before"]["strict"], teacher["before"]["n"])
     return {
         **scores,
+        "teacher_errors": teacher,  # None without a teacher, or without a test item of its kinds
+        "headroom": {stage: headroom(rows) for stage, rows in pooled.items()},
+        "contradictions": {stage: contradictions(rows) for stage, rows in pooled.items()},
+        "kg_f1": {stage: reasoning_kg_f1(rows) for stage, rows in pooled.items()},
         "per_split": {
             split: {stage: split_scores(splits[split], majority, decided) for stage, splits in stages.items()}
             for split in SPLITS
         },
         "strict_change": scores["after"]["strict"] - scores["before"]["strict"],
         "evaluation_se": binomial_se(scores["before"]["strict"], scores["before"]["n"]),
-        "reward_curve": reward_curve(out / "grpo" / "logging.jsonl"),
+        "reward_curve": reward_curve(out / f"grpo{suffix}" / "logging.jsonl"),
         "one_answer": {stage: one_answer_questions(rows) for stage, rows in pooled.items()},
     }

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from utils.data.annotations import TYPE_FIELDS
 from utils.evaluation.learning import binomial_se
 from utils.reports.analysis import analyse, mean_and_se, per_type
+from utils.reports.evaluation import reasoning_marks
 from utils.reports.page import ImageTable, html_page
+from utils.scoring.consistency import CONSISTENT, CONTRADICTS
 from utils.scoring.kg_reward import KGScorer, kg_scorer_from_env
 
 FLIP_ORDER = {"right→wrong": 0, "wrong→right": 1, "same": 2}
@@ -70,7 +72,7 @@ def comparison_payload(
                 **{field: str(old.get(field)) for field in TYPE_FIELDS},
                 "images": images.indices(old.get("image_paths") or []),
                 "runs": [
-                    {"response": r.get("generated_text") or "", "correct": c, **view}
+                    {"response": r.get("generated_text") or "", "correct": c, **reasoning_marks(r), **view}
                     for r, c, view in ((old, was, view_old), (new, now, view_new))
                 ],
             }
@@ -84,6 +86,12 @@ def comparison_payload(
         "total": len(samples),
         "page_size": 50,
     }
+
+
+def _mixed_share(samples_right: Sequence[list[int] | None]) -> float | None:
+    """The share of items whose samples are mixed (some right, some wrong), None when no item was sampled."""
+    drawn = [pair for pair in samples_right if pair]
+    return sum(0 < right < total for right, total in drawn) / len(drawn) if drawn else None
 
 
 def comparison_summary(samples: Sequence[dict]) -> dict:
@@ -101,6 +109,15 @@ def comparison_summary(samples: Sequence[dict]) -> dict:
             out["kg_jac"].append(kg)
             out["kg_jac_se"].append(kg_se)
         out["flips"] = {name: sum(r["flip"] == name for r in rows) for name in ("right→wrong", "wrong→right")}
+        # [contradicting, checkable] responses, and the share of items with mixed samples, per run
+        out["contradictions"] = [
+            [
+                sum(r["runs"][run]["consistency"] == CONTRADICTS for r in rows),
+                sum(r["runs"][run]["consistency"] in (CONSISTENT, CONTRADICTS) for r in rows),
+            ]
+            for run in (0, 1)
+        ]
+        out["mixed"] = [_mixed_share([r["runs"][run]["samples_right"] for r in rows]) for run in (0, 1)]
         return out
 
     return per_type(samples, block)

@@ -28,6 +28,21 @@ from utils.scoring.kg_reward import KGScorer, kg_scorer_from_env
 PAGE_SIZE = 50
 
 
+def reasoning_marks(record: dict) -> dict:
+    """What a page marks on a response: `consistency` (does the reasoning support the answer:
+    utils/scoring/consistency.py) and `samples_right` ([right, drawn] of the samples at the rollout temperature, or
+    None without samples).
+
+    >>> reasoning_marks({"consistency": "contradicts", "samples_correct_strict": [True, False, False]})
+    {'consistency': 'contradicts', 'samples_right': [1, 3]}
+    """
+    sampled = record.get("samples_correct_strict")
+    return {
+        "consistency": record.get("consistency"),
+        "samples_right": [sum(map(bool, sampled)), len(sampled)] if sampled else None,
+    }
+
+
 def evaluation_samples(results: Sequence[dict], images: ImageTable, scorer: KGScorer) -> list[dict]:
     """The page's sample records for evaluation results (`results.json`'s `results`)."""
     responses = [r.get("generated_text") or "" for r in results]
@@ -53,6 +68,7 @@ def evaluation_samples(results: Sequence[dict], images: ImageTable, scorer: KGSc
                 ],
                 "min_probability": min(probabilities) if probabilities else None,
                 "error": record.get("error"),
+                **reasoning_marks(record),
                 **view,
             }
         )
@@ -74,6 +90,8 @@ def evaluation_summary(results: Sequence[dict], samples: Sequence[dict]) -> dict
                 "accuracy": blocks[name]["accuracy"],
                 "accuracy_strict": blocks[name]["accuracy_strict"],
                 "kg_jac": mean_kg,
+                "contradiction_rate": blocks[name].get("contradiction_rate"),
+                "headroom": blocks[name].get("headroom"),
             }
             for name, mean_kg in groups.items()
         }

@@ -93,6 +93,19 @@ function legend() {
     el("span", {}, "+ present, − absent (ReXKG types)"));
 }
 
+// The marks on one response: its reasoning contradicts its own answer (utils/scoring/consistency.py), and how many of
+// its samples at the rollout temperature were right (evaluate.py --num_samples).
+function reasoningMarks(run) {
+  return [
+    run.consistency === "contradicts"
+      ? el("span", { class: "pill contradicts", title: "the reasoning does not support the answer given" },
+        "reasoning contradicts its answer") : null,
+    run.samples_right
+      ? el("span", { class: "pill samples", title: "samples at the rollout temperature with the right answer" },
+        `${run.samples_right[0]} of ${run.samples_right[1]} samples right`) : null,
+  ];
+}
+
 function rewardPills(rewards) {
   return el("div", {}, Object.entries(rewards).map(([name, value]) =>
     el("span", { class: "pill", "data-reward": name }, `${name} ${fmt(value)}`)));

@@ -5,7 +5,9 @@
 function summaryTable(summary, labels) {
   const [a, b] = labels;
   const head = ["field", "type", "n", `accuracy ${a}`, `accuracy ${b}`, "change", "± SE (one evaluation)",
-    `mean KG ${a}`, `mean KG ${b}`, "± SE", "right→wrong", "wrong→right"];
+    `mean KG ${a}`, `mean KG ${b}`, "± SE", "right→wrong", "wrong→right", `contradicts ${a}`, `contradicts ${b}`,
+    `mixed ${a}`, `mixed ${b}`];
+  const share = ([bad, checked]) => checked ? `${bad} of ${checked}` : "–";
   const rows = [];
   for (const [field, groups] of Object.entries(summary)) {
     for (const [name, block] of Object.entries(groups)) {
@@ -15,7 +17,9 @@ function summaryTable(summary, labels) {
         el("td", { class: "num" }, fmt(block.accuracy_se[0])),
         el("td", { class: "num" }, fmt(block.kg_jac[0])), el("td", { class: "num" }, fmt(block.kg_jac[1])),
         el("td", { class: "num" }, fmt(block.kg_jac_se[0])),
-        el("td", { class: "num" }, block.flips["right→wrong"]), el("td", { class: "num" }, block.flips["wrong→right"])));
+        el("td", { class: "num" }, block.flips["right→wrong"]), el("td", { class: "num" }, block.flips["wrong→right"]),
+        el("td", { class: "num" }, share(block.contradictions[0])), el("td", { class: "num" }, share(block.contradictions[1])),
+        el("td", { class: "num" }, fmt(block.mixed[0])), el("td", { class: "num" }, fmt(block.mixed[1]))));
     }
   }
   return el("table", { class: "summary" }, el("tr", {}, head.map((h) => el("th", {}, h))), rows);
@@ -28,7 +32,7 @@ function sampleView(sample) {
     const r = sample.runs[index];
     return el("div", { class: "run" },
       el("p", {}, el("span", { class: "badge" }, `${DATA.labels[index]}: ${r.correct ? "correct" : "wrong"}`)),
-      el("div", { class: "tokens" }, r.response), rewardPills(r.rewards),
+      el("div", { class: "tokens" }, r.response), el("div", {}, reasoningMarks(r)), rewardPills(r.rewards),
       graphSide(`${DATA.labels[index]} reasoning`, r.graph.response));
   };
   return el("div", { class: `sample ${flipClass}`, id: `s${sample.id}`, "data-flip": sample.flip },

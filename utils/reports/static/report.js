@@ -8,18 +8,24 @@ function summaryView(summary) {
     for (const [name, block] of Object.entries(groups)) {
       rows.push(el("tr", {}, el("td", {}, field), el("td", {}, name), el("td", { class: "num" }, block.n),
         el("td", { class: "num" }, fmt(block.accuracy)), el("td", { class: "num" }, fmt(block.accuracy_strict)),
-        el("td", { class: "num" }, fmt(block.kg_jac))));
+        el("td", { class: "num" }, fmt(block.kg_jac)), el("td", { class: "num" }, fmt(block.contradiction_rate)),
+        el("td", { class: "num" }, block.headroom ? fmt(block.headroom.pass_at_k) : "–"),
+        el("td", { class: "num" }, block.headroom ? fmt(block.headroom.mixed) : "–")));
     }
   }
   const peak = Math.max(1, ...summary.kg_histogram.map((bin) => bin.count));
   return el("div", {},
-    el("table", {}, el("tr", {}, ["field", "type", "n", "accuracy", "strict", "mean KG"].map((h) => el("th", {}, h))),
+    el("table", {}, el("tr", {}, ["field", "type", "n", "accuracy", "strict", "mean KG", "contradicts", "pass@K", "mixed"]
+      .map((h) => el("th", {}, h))),
       rows),
     el("h2", {}, "Distribution of KG agreement (external_kg_jac)"),
     el("div", { class: "hist" }, summary.kg_histogram.map((bin) =>
       el("div", { style: `height: ${(90 * bin.count / peak).toFixed(1)}px`, title: `${bin.label}: ${bin.count}` },
         el("span", {}, bin.label)))),
-    el("p", { class: "meta", style: "margin-top: 1.8em" }, summary.kg_note));
+    el("p", { class: "meta", style: "margin-top: 1.8em" }, summary.kg_note),
+    el("p", { class: "meta" }, "contradicts: the share of checkable responses whose reasoning does not support their "
+      + "answer. pass@K and mixed (from evaluate.py --num_samples K): some sample right; samples both right and wrong, "
+      + "the only items that give GRPO an accuracy advantage."));
 }
 
 function sampleView(sample) {
@@ -37,6 +43,7 @@ function sampleView(sample) {
     el("p", { class: "meta" }, "reference reasoning: ", sample.graph.reference.text),
     sample.error ? el("p", { class: "meta" }, `error: ${sample.error}`) : null,
     response,
+    el("div", {}, reasoningMarks(sample)),
     rewardPills(sample.rewards),
     graphPanel(sample.graph));
 }
