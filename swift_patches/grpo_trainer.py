@@ -20,6 +20,10 @@ _prepare_batch_inputs -> _postprocess_batch -> _log_rollout`):
   full and strictly by `load_native_layout`; transformers' own loader would keep the SFT vision LoRA (and every
   LoRA-wrapped base weight) with only a warning. Optimizer, scheduler, RNG and step are restored by transformers as
   usual. Under DeepSpeed, transformers resumes from DeepSpeed's own `global_step*/` states instead.
+- where a step's time goes (`_generate_completions`, `_compute_rewards_per_func`, `log`): logging.jsonl gets
+  `time/generation_s` (rollout generation), `time/rewards_s` (every reward), `time/reward/<name>_s` (each reward
+  that times itself: the KG rewards), as means per optimizer step since the last log, beside ms-swift's
+  `step_time`; on a GPU, `memory/peak_gib` (the process's peak allocated memory so far).
 - run settings that ms-swift's own files do not hold (`_save`): `chex_run.json` in every checkpoint records the
   image crop count the run trained with (ms-swift copies the source model's `preprocessor_config.json`).
 
@@ -32,6 +36,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import time
 from collections import deque
 from pathlib import Path
 
@@ -58,6 +63,8 @@ SWIFT_HOOKS = {
     "compute_std": ("samples", "rewards_per_func"),
     "split_by_mini_batches": ("samples",),
     "_gather_and_flatten": ("local_list", "dtype", "device", "flatten_level"),
+    "_generate_completions": ("samples",),
+    "log": ("logs", "start_time"),
 }
 RUN_SETTINGS_FILE = "chex_run.json"
 TOKEN_COLUMNS = ("completion_token_ids", "completion_tokens", "completion_token_bytes", "token_logps")
@@ -122,6 +129,8 @@ class CheXGRPOTrainer(GRPOTrainer):
         self._sub_scores: dict[str, dict[str, float]] = {}  # metric -> request id -> value, until logged
         self._scored_rounds: list[list[dict]] = []  # this step's scored rollouts, one list per sampling round
         self._sampling_round: dict[str, int] = {}  # request id -> round, for the kept samples of this step
+        self._phase_seconds: dict[str, float] = {}  # phase -> seconds since the last log
+        self._phase_since_step = 0
         freeze = FreezeConfig.from_env()
         self.freeze_report = freeze_non_vision(self.model, freeze) if freeze.enabled else None
 
@@ -152,8 +161,32 @@ class CheXGRPOTrainer(GRPOTrainer):
     def compute_std(self, samples, rewards_per_func: torch.Tensor) -> torch.Tensor:
         return zero_small_std(super().compute_std(samples, rewards_per_func), self.dynamic_sample_min_std)
 
+    def _add_seconds(self, phase: str, seconds: float) -> None:
+        if self.model.training:
+            self._phase_seconds[phase] = self._phase_seconds.get(phase, 0.0) + seconds
+
+    def _generate_completions(self, samples):
+        started = time.perf_counter()
+        samples = super()._generate_completions(samples)
+        self._add_seconds("generation", time.perf_counter() - started)
+        return samples
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training and "loss" in logs:  # a training step's log, not the final summary
+            steps = max(1, self.state.global_step - self._phase_since_step)
+            logs.update({f"time/{phase}_s": seconds / steps for phase, seconds in sorted(self._phase_seconds.items())})
+            self._phase_seconds, self._phase_since_step = {}, self.state.global_step
+            if torch.cuda.is_available():
+                logs["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        super().log(logs, start_time)
+
     def _compute_rewards_per_func(self, samples) -> torch.Tensor:
+        started = time.perf_counter()
         rewards_per_func = super()._compute_rewards_per_func(samples)
+        self._add_seconds("rewards", time.perf_counter() - started)
+        for name, func in zip(self.reward_func_names, self.reward_funcs):
+            if getattr(func, "last_seconds", None) is not None:
+                self._add_seconds(f"reward/{name}", func.last_seconds)
         request_ids = gather_object([sample.request_id for sample in samples])
         if self.log_completions and self.dynamic_sample and self.model.training:
             self._record_round(samples, request_ids, rewards_per_func)

@@ -26,6 +26,7 @@ Sub-scores: after each call a reward's `last_metrics` maps a metric name to one 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 
 from swift.rewards import ORM, orms
@@ -118,14 +119,17 @@ class _KGReward(ORM):
         super().__init__(args, **kwargs)
         self.scorer = kg_scorer_from_env()
         self.last_metrics: dict[str, list[float]] = {}
+        self.last_seconds: float | None = None
         logger.info("%s uses the %s KG extractor", self.registry_name, os.environ.get("CHEX_KG_BACKEND", "rules"))
 
     def __call__(self, completions: list[str], solution: list[str] | None = None, **kwargs) -> list[float]:
+        started = time.perf_counter()
         details = self.scorer.score(completions, _solutions(self.registry_name, completions, solution), self.inputs)
         self.last_metrics = {
             metric: [d[key] for d in details] for metric, key in (*self.sub_scores, ("num_entities", "num_entities"))
         }
         scores = [self.combine(d) for d in details]
+        self.last_seconds = time.perf_counter() - started  # the trainer logs it as time/reward/<name>_s
         logger.debug(
             "%s: %s (cache hits %d, misses %d)",
             self.registry_name,

@@ -75,45 +75,53 @@ def build_tokenizer(seed: int, vocab_size: int):
     )
 
 
-def build_config(tokenizer):
-    """transformers' defaults (microsoft's release) with sizes shrunk, the tiny vocabulary's ids of the release's
-    special tokens, and the two fields where microsoft's config.json departs from transformers' defaults: tied
-    embeddings and rotary embeddings on 75 % of each head."""
+# microsoft's release: transformers' Phi4MultimodalConfig defaults, 448-pixel crops, a 200,064-token embedding, and
+# vision LoRA rank 256 (tools/gpu_plan.py).
+FULL_SIZE_VOCAB, FULL_SIZE_CROP, FULL_SIZE_LORA_RANK = 200_064, 448, 256
+TINY_SIZES = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+TINY_AUDIO = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_blocks": 1,
+    "num_attention_heads": 2,
+    "ext_pw_out_channel": 32,
+    "depthwise_separable_out_channel": 32,
+    "nemo_conv_channels": 32,
+}
+
+
+def build_config(tokenizer, full_size: bool = False, vocab_size: int | None = None):
+    """transformers' defaults (microsoft's release) with sizes shrunk (`full_size`: kept), the tiny vocabulary's ids of
+    the release's special tokens, and the two fields where microsoft's config.json departs from transformers'
+    defaults: tied embeddings and rotary embeddings on 75 % of each head. `vocab_size`: the embedding rows (default:
+    the tokenizer's size; the release's is larger than its tokenizer, 200,064)."""
     from transformers import Phi4MultimodalConfig
 
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    crop = FULL_SIZE_CROP if full_size else CROP_SIZE
     return Phi4MultimodalConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        vocab_size=vocab_size or (FULL_SIZE_VOCAB if full_size else len(tokenizer)),
+        **({} if full_size else TINY_SIZES),
         bos_token_id=ids[ENDOFTEXT_TOKEN],
         pad_token_id=ids[ENDOFTEXT_TOKEN],
         eos_token_id=[ids[ENDOFTEXT_TOKEN], ids[END_TOKEN]],
         tie_word_embeddings=True,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
         vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=CROP_SIZE,
-            crop_size=CROP_SIZE,
+            **({} if full_size else TINY_VISION),
+            image_size=crop,
+            crop_size=crop,
             patch_size=PATCH_SIZE,
             image_token_id=ids[IMAGE_TOKEN],
         ),
-        audio_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_blocks=1,
-            num_attention_heads=2,
-            ext_pw_out_channel=32,
-            depthwise_separable_out_channel=32,
-            nemo_conv_channels=32,
-            audio_token_id=ids[AUDIO_TOKEN],
-        ),
+        audio_config=dict(**({} if full_size else TINY_AUDIO), audio_token_id=ids[AUDIO_TOKEN]),
     )
 
 
@@ -145,8 +153,21 @@ def add_vision_lora(model, output: Path, rank: int) -> None:
     (output / "vision-lora" / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
 
 
-def build(output: Path, seed: int, vocab_size: int = 1200, lora_rank: int = 4) -> Path:
-    """Build the checkpoint into `output` (written to a sibling temp folder first, then renamed)."""
+def build(
+    output: Path,
+    seed: int,
+    vocab_size: int = 1200,
+    lora_rank: int = 4,
+    full_size: bool = False,
+    model_vocab_size: int | None = None,
+    device: str = "cpu",
+) -> Path:
+    """Build the checkpoint into `output` (written to a sibling temp folder first, then renamed).
+
+    `full_size`: microsoft's full-size architecture (release sizes, 200,064 embedding rows, vision LoRA rank 256)
+    with random bf16 weights, built on `device`, for measuring time and memory (`bench/gpu_bench.py`): about 11 GB
+    on disk, and its answers are noise. `model_vocab_size`: embedding rows beyond the tokenizer's, as the release has.
+    """
     import shutil
 
     import torch
@@ -155,8 +176,17 @@ def build(output: Path, seed: int, vocab_size: int = 1200, lora_rank: int = 4) -
     random.seed(seed)
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(seed, vocab_size)
-    config = build_config(tokenizer)
-    model = Phi4MultimodalForCausalLM(config).float()
+    if full_size:
+        lora_rank = FULL_SIZE_LORA_RANK
+    config = build_config(tokenizer, full_size, model_vocab_size)
+    dtype = torch.bfloat16 if full_size else torch.float32
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # 5.6 B parameters are built in bf16 directly, not in fp32 first
+    try:
+        with torch.device(device):
+            model = Phi4MultimodalForCausalLM(config)
+    finally:
+        torch.set_default_dtype(default_dtype)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     staging = output.with_name(f".{output.name}.partial")
@@ -164,7 +194,7 @@ def build(output: Path, seed: int, vocab_size: int = 1200, lora_rank: int = 4) -
     staging.mkdir(parents=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    for name, content in native_processor_files(CROP_SIZE, PATCH_SIZE).items():
+    for name, content in native_processor_files(FULL_SIZE_CROP if full_size else CROP_SIZE, PATCH_SIZE).items():
         (staging / name).write_text(json.dumps(content, indent=2) + "\n")
     add_vision_lora(model, staging, lora_rank)
     for weights in staging.rglob("*.safetensors"):  # safetensors writes 0600 whatever the umask
