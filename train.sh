@@ -56,6 +56,7 @@ REPORT_TO="${REPORT_TO:-none}"
 SEED="${SEED:-42}"
 RESUME="${RESUME:-0}"
 LOG_DIR="${LOG_DIR:-$HERE/logs}"
+GPU_BENCH="${GPU_BENCH:-$HERE/bench_out/gpu/gpu_bench.json}"   # bench/gpu_bench.py's measurement: DRY_RUN's hours
 DRY_RUN="${DRY_RUN:-0}"
 PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
 SWIFT="${SWIFT:-$( [ -x "$HERE/.venv/bin/swift" ] && echo "$HERE/.venv/bin/swift" || echo swift )}"
@@ -204,6 +205,11 @@ truncation=()
 
 printf '+ %s' "${env_vars[*]}"; printf ' %q' "${cmd[@]}"; printf '\n'
 if [ "$DRY_RUN" = 1 ]; then
+  # The run's steps, and its hours at the step time bench/gpu_bench.py measured on this node's GPU (GPU_BENCH).
+  "$PYTHON" "$HERE/tools/gpu_plan.py" --bench "$GPU_BENCH" --samples "$(( $(grep -c . "$checked_dataset") * EPOCHS ))" \
+    --num_generations "$NUM_GENERATIONS" --gpus "$((NPROC_PER_NODE * NNODES))" --per_device_batch "$PER_DEVICE_BATCH" \
+    --grad_accum "$GRAD_ACCUM" --completion_tokens "$MAX_COMPLETION_LENGTH" --dynamic_hd "$DYNAMIC_HD" \
+    --max_steps "$MAX_STEPS" | sed 's/^/train.sh: /'
   echo "train.sh: DRY_RUN=1: every check of a real run passed; nothing was trained or written"
   exit 0
 fi

@@ -362,6 +362,35 @@ def test_recipe_defaults_leave_at_least_four_checkpoints_on_eight_gpus(default_p
     assert abs(counts["vision_lora"] / 370e6 - 1) < 0.02 and abs(counts["speech_lora"] / 460e6 - 1) < 0.02
 
 
+def test_the_dry_run_projects_the_runs_hours_from_a_gpu_measurement(recipe, tmp_path, capsys):
+    """With bench/gpu_bench.py's JSON (GPU_BENCH) the plan says the run's hours; without one, that none is measured."""
+    bench = {
+        "settings": {"tiny": False, "completions_per_step": 8, "completion_tokens": 256, "dynamic_hd": 4},
+        "step": {"step_s": 36.0},
+        "machine": {"gpu": "NVIDIA H200"},
+    }
+    measured = tmp_path / "gpu_bench.json"
+    measured.write_text(json.dumps(bench))
+    rows = len(Path(recipe["DATASET"]).read_text().splitlines())
+    # 2 GPUs x 8 completions a step, 8 generations per prompt, 2 epochs: rows x 8 x 2 / 16 = rows steps of 36 s
+    knobs = {**recipe, "DRY_RUN": "1", "GPU_BENCH": str(measured), "NPROC_PER_NODE": "2", "EPOCHS": "2"}
+    completed = _run("train.sh", knobs)
+    assert completed.returncode == 0, completed.stderr
+    hours = rows * 36 / 3600
+    assert f"train.sh: time: {rows} steps x 36.0 s (bench/gpu_bench.py on NVIDIA H200) = {hours:.1f} h" in (
+        completed.stdout
+    )
+
+    from tools.gpu_plan import main as gpu_plan
+
+    gpu_plan(["--bench", str(tmp_path / "none.json"), "--samples", "10"])
+    assert f"time: not measured (no {tmp_path / 'none.json'}; run bench/gpu_bench.py" in capsys.readouterr().out
+    gpu_plan(["--bench", str(measured), "--samples", "10", "--completion_tokens", "128"])
+    assert "no projection: the bench measured another step (completion tokens 128 (measured 256))" in (
+        capsys.readouterr().out
+    )
+
+
 def _dry_sweep(tiny_model: Path, sampled_root: Path, tmp_path: Path, sizes: str) -> dict:
     """The environment of a dry run of the sweep over the `uniform` sets of `sizes`."""
     return {

@@ -2,6 +2,7 @@
 
     python tools/gpu_plan.py                               # the recipe: 5,000 prompts, 8 GPUs, DYNAMIC_HD=4
     python tools/gpu_plan.py --dynamic_hd 36 --gpus 8 --samples 5000 --save_steps 125
+    python tools/gpu_plan.py --bench bench_out/gpu/gpu_bench.json --samples 5000   # hours at a measured step time
 
 The model is transformers' `Phi4MultimodalConfig()` (microsoft's release) built on the meta device: no weights, no
 GPU. LoRA sizes are those of microsoft's adapters (vision r=256, speech r=320, on every language-model qkv/o/gate_up/
@@ -14,6 +15,7 @@ not estimated (they depend on gradient checkpointing and sequence packing): leav
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from dataclasses import dataclass
@@ -98,13 +100,52 @@ def schedule(plan: RecipePlan) -> dict[str, int]:
     return {"steps": steps, "checkpoints": steps // plan.save_steps}
 
 
+def projected_time(bench: dict, plan: RecipePlan, max_steps: int = -1) -> str:
+    """One line: the run's optimizer steps and, from a `bench/gpu_bench.py` measurement of the same per-GPU step
+    (completions per GPU, completion length, crops), its hours; otherwise why there is no projection. Data parallel:
+    each GPU runs one measured step per micro-batch.
+
+    >>> bench = {"settings": {"tiny": False, "completions_per_step": 8, "completion_tokens": 256, "dynamic_hd": 4},
+    ...          "step": {"step_s": 36.0}, "machine": {"gpu": "NVIDIA H200"}}
+    >>> projected_time(bench, RecipePlan())
+    'time: 625 steps x 36.0 s (bench/gpu_bench.py on NVIDIA H200) = 6.2 h'
+    """
+    steps = max_steps if max_steps > 0 else schedule(plan)["steps"]
+    measured, step_s = bench["settings"], bench["step"]["step_s"]
+    if measured["tiny"]:
+        return f"time: {steps} steps; the bench was --tiny (CPU): no projection for a GPU"
+    differs = [
+        f"{name} {ours} (measured {theirs})"
+        for name, ours, theirs in (
+            ("completions per GPU and micro-step", plan.per_device_batch, measured["completions_per_step"]),
+            ("completion tokens", plan.completion_tokens, measured["completion_tokens"]),
+            ("DYNAMIC_HD", plan.dynamic_hd, measured["dynamic_hd"]),
+        )
+        if ours != theirs
+    ]
+    if differs:
+        return f"time: {steps} steps; no projection: the bench measured another step ({'; '.join(differs)})"
+    per_step = plan.grad_accum * step_s
+    where = f"bench/gpu_bench.py on {bench['machine']['gpu']}"
+    return f"time: {steps} steps x {per_step:.1f} s ({where}) = {steps * per_step / 3600:.1f} h"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for field, default in RecipePlan().__dict__.items():
         if field != "image_size":
             parser.add_argument(f"--{field}", type=int, default=default)
+    parser.add_argument("--bench", type=Path, help="a bench/gpu_bench.py JSON: print the run's time at its step time")
+    parser.add_argument("--max_steps", type=int, default=-1, help="with --bench: a run stopped after this many steps")
     args = parser.parse_args(argv)
-    plan = RecipePlan(**{k: v for k, v in vars(args).items()})
+    bench_file, max_steps = args.bench, args.max_steps
+    plan = RecipePlan(**{k: v for k, v in vars(args).items() if k not in ("bench", "max_steps")})
+    if bench_file is not None:
+        if not bench_file.is_file():
+            print(f"time: not measured (no {bench_file}; run bench/gpu_bench.py on one GPU of the node)")
+            return 0
+        print(projected_time(json.loads(bench_file.read_text()), plan, max_steps))
+        return 0
     counts = parameter_counts()
     memory = memory_per_gpu(counts, plan)
     steps = schedule(plan)

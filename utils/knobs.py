@@ -178,7 +178,7 @@ LAUNCHERS: dict[str, list[Knob]] = {
 # Knobs whose values are paths or free text: checked where they are used, but names a launcher reads all the same.
 _JOB_PATHS = (
     "MODEL_PATH", "DATA_ROOT", "REWARD_FUNCS", "REWARD_WEIGHTS", "DEEPSPEED", "MASTER_ADDR", "REPORT_TO", "LOG_DIR",
-    "PYTHON", "SWIFT",
+    "PYTHON", "SWIFT", "GPU_BENCH",
 )  # fmt: skip
 FREE_KNOBS: dict[str, tuple[str, ...]] = {
     "train": (*_JOB_PATHS, "DATASET", "RUN_NAME", "OUTPUT_DIR"),
