@@ -22,6 +22,7 @@ everything else, so it never pays a reasoning for being vague.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -105,12 +106,18 @@ def _compare(what: str, stated: str | None, answered: str | None) -> Consistency
     return Consistency(CONTRADICTS, f"the reasoning says {what} {stated}, the answer {answered}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _asked_findings(question: str) -> frozenset[str]:
+    # A GRPO step checks every generation of a prompt against the same question: extract it once.
+    entities = get_extractor("rules")([question])[0].entities
+    return frozenset(e.text.lower() for e in entities if e.type.startswith(("disorder", "devices")))
+
+
 def _presence(question: str, reasoning: str, answered_yes: bool) -> Consistency:
-    extract = get_extractor("rules")
-    asked = {e.text.lower() for e in extract([question])[0].entities if e.type.startswith(("disorder", "devices"))}
+    asked = _asked_findings(question)
     stated = {
         e.type.endswith("_present")
-        for e in extract([reasoning])[0].entities
+        for e in get_extractor("rules")([reasoning])[0].entities
         if e.text.lower() in asked and e.type.startswith(("disorder", "devices"))
     }
     if len(stated) != 1:
