@@ -16,9 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from utils.evaluation.results import headroom
+from utils.data.synthetic_cxr import ANSWER_CHANGING_ERRORS
+from utils.evaluation.results import contradictions, headroom
 from utils.io import read_json
-from utils.scoring.consistency import CONSISTENT, CONTRADICTS
 from utils.scoring.kg_reward import get_kg_scorer, kg_f1
 from utils.scoring.rewards import think_answer_format
 from utils.training_logs import read_training_log, step_metrics
@@ -113,8 +113,6 @@ def teacher_error_items(data_root: Path) -> set[tuple[str, int]] | None:
     card_file = data_root / "teacher.json"
     if not card_file.is_file():
         return None
-    from utils.data.synthetic_cxr import ANSWER_CHANGING_ERRORS
-
     card = read_json(card_file)
     return {
         (split, item)
@@ -122,16 +120,6 @@ def teacher_error_items(data_root: Path) -> set[tuple[str, int]] | None:
         for kind in ANSWER_CHANGING_ERRORS
         for item in kinds.get(kind, [])
     }
-
-
-def contradictions(rows: Sequence[dict]) -> tuple[int, int]:
-    """(responses whose reasoning contradicts their answer, responses the consistency check could judge).
-
-    >>> contradictions([{"consistency": "contradicts"}, {"consistency": "consistent"}, {"consistency": "unchecked"}])
-    (1, 2)
-    """
-    checked = [row for row in rows if row.get("consistency") in (CONSISTENT, CONTRADICTS)]
-    return sum(row["consistency"] == CONTRADICTS for row in checked), len(checked)
 
 
 def reasoning_kg_f1(rows: Sequence[dict]) -> float:

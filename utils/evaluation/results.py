@@ -110,6 +110,16 @@ def result_record(item: EvalItem, generation: dict | None, error: str | None = N
     return record
 
 
+def contradictions(rows: Sequence[dict]) -> tuple[int, int]:
+    """(responses whose reasoning contradicts their answer, responses the consistency check could judge).
+
+    >>> contradictions([{"consistency": "contradicts"}, {"consistency": "consistent"}, {"consistency": "unchecked"}])
+    (1, 2)
+    """
+    checked = [row for row in rows if row.get("consistency") in (CONSISTENT, CONTRADICTS)]
+    return sum(row["consistency"] == CONTRADICTS for row in checked), len(checked)
+
+
 def headroom(rows: Sequence[dict]) -> dict | None:
     """What GRPO can learn on `rows`, from K samples per item at the rollout temperature: pass@1 (the greedy answer,
     strict), pass@K (some sample right) and the share of items whose samples are mixed, some right and some wrong.
@@ -200,10 +210,9 @@ def summarize(results: Sequence[dict]) -> dict:
             # the share of outputs in the trained format, what `external_format` rewards
             "format": sum(think_answer_format(r.get("generated_text", "")) for r in rows) / n if n else 0.0,
         }
-        checked = [r for r in rows if r.get("consistency") in (CONSISTENT, CONTRADICTS)]
-        contradictions = sum(r["consistency"] == CONTRADICTS for r in checked)
-        figures["consistency_checked"] = len(checked)
-        figures["contradiction_rate"] = contradictions / len(checked) if checked else None
+        contradicting, checked = contradictions(rows)
+        figures["consistency_checked"] = checked
+        figures["contradiction_rate"] = contradicting / checked if checked else None
         room = headroom(rows)
         return {**figures, "headroom": room} if room else figures
 

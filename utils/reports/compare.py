@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 from utils.data.annotations import TYPE_FIELDS
 from utils.evaluation.learning import binomial_se
+from utils.evaluation.results import contradictions
 from utils.reports.analysis import analyse, mean_and_se, per_type
 from utils.reports.evaluation import reasoning_marks
 from utils.reports.page import ImageTable, html_page
-from utils.scoring.consistency import CONSISTENT, CONTRADICTS
 from utils.scoring.kg_reward import KGScorer, kg_scorer_from_env
 
 FLIP_ORDER = {"right→wrong": 0, "wrong→right": 1, "same": 2}
@@ -110,13 +110,7 @@ def comparison_summary(samples: Sequence[dict]) -> dict:
             out["kg_jac_se"].append(kg_se)
         out["flips"] = {name: sum(r["flip"] == name for r in rows) for name in ("right→wrong", "wrong→right")}
         # [contradicting, checkable] responses, and the share of items with mixed samples, per run
-        out["contradictions"] = [
-            [
-                sum(r["runs"][run]["consistency"] == CONTRADICTS for r in rows),
-                sum(r["runs"][run]["consistency"] in (CONSISTENT, CONTRADICTS) for r in rows),
-            ]
-            for run in (0, 1)
-        ]
+        out["contradictions"] = [list(contradictions([r["runs"][run] for r in rows])) for run in (0, 1)]
         out["mixed"] = [_mixed_share([r["runs"][run]["samples_right"] for r in rows]) for run in (0, 1)]
         return out
 
