@@ -10,7 +10,11 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
+INFER_BACKEND="${INFER_BACKEND:-transformers}"       # vllm: vLLM 0.32 in its own environment (.venv-vllm)
+VENV="$HERE/.venv"; [ "$INFER_BACKEND" = vllm ] && VENV="$HERE/.venv-vllm"
+PYTHON="${PYTHON:-$( [ -x "$VENV/bin/python" ] && echo "$VENV/bin/python" || echo python3 )}"
+VLLM_GPU_MEMORY_UTILIZATION="${VLLM_GPU_MEMORY_UTILIZATION:-0.9}"
+VLLM_TENSOR_PARALLEL_SIZE="${VLLM_TENSOR_PARALLEL_SIZE:-1}"
 MODEL_PATH="${MODEL_PATH:-$HERE/checkpoints/chex-phi4mm-sft}"  # converted (tools/convert_phi4mm_checkpoint.py)
 ADAPTERS="${ADAPTERS:-}"
 DATA_ROOT="${DATA_ROOT:-$HERE/data/MIMIC-VQA-CoT}"
@@ -24,7 +28,6 @@ OUTPUT_DIR="${OUTPUT_DIR:-$HERE/output/eval/$model_name}"
 BATCH_SIZE="${BATCH_SIZE:-16}"
 MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-256}"
 DYNAMIC_HD="${DYNAMIC_HD:-4}"
-INFER_BACKEND="${INFER_BACKEND:-transformers}"
 # sft: the SFT checkpoint's chat template; original: the original evaluate.py's prompt (the paper's figures).
 PROMPT_FORMAT="${PROMPT_FORMAT:-sft}"
 RUN_TOKEN_PROB="${RUN_TOKEN_PROB:-1}"
@@ -67,6 +70,16 @@ backend=""
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then backend=", process group $([ "$device" = cuda ] && echo nccl || echo gloo)"; fi
 echo "evaluate.sh: precision $dtype, attention $attention, device $device$backend$([ "$TARGET" = auto ] || echo " (TARGET=$TARGET)")"
 
+if [ "$INFER_BACKEND" = vllm ]; then
+  "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)" 2>/dev/null \
+    || die "INFER_BACKEND=vllm: $PYTHON has no vLLM; build its environment with \`make venv-vllm\` (.venv-vllm)"
+  [ -z "$ADAPTERS" ] || die "INFER_BACKEND=vllm with ADAPTERS: vLLM holds the model with its vision LoRA merged and \
+has no slot for another adapter; merge it into a checkpoint first, or use INFER_BACKEND=transformers"
+  # vLLM's process environment (utils/vllm_env.py): on a CPU its OpenMP runtime and KV-cache size.
+  while IFS= read -r line; do export "${line?}"; echo "evaluate.sh: $line"; done \
+    < <(cd "$HERE" && "$PYTHON" -m utils.vllm_env "$device")
+fi
+
 launcher=("$PYTHON")
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   launcher=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE" --nnodes "$NNODES"
@@ -75,6 +88,8 @@ fi
 common=(--model_path "$MODEL_PATH" --batch_size "$BATCH_SIZE" --max_new_tokens "$MAX_NEW_TOKENS"
         --dynamic_hd "$DYNAMIC_HD" --infer_backend "$INFER_BACKEND" --prompt_format "$PROMPT_FORMAT"
         --num_samples "$NUM_SAMPLES" --temperature "$TEMPERATURE")
+[ "$INFER_BACKEND" = vllm ] && common+=(--gpu_memory_utilization "$VLLM_GPU_MEMORY_UTILIZATION"
+                                        --tensor_parallel_size "$VLLM_TENSOR_PARALLEL_SIZE")
 # shellcheck disable=SC2206
 [ -n "$ADAPTERS" ] && common+=(--adapters $ADAPTERS)
 

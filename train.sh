@@ -42,7 +42,14 @@ ALLOW_TRUNCATION="${ALLOW_TRUNCATION:-0}"            # 1: train even if some pro
 TORCH_DTYPE="${TORCH_DTYPE:-auto}"                   # auto: bfloat16 on CUDA, float32 on CPU
 ATTN_IMPL="${ATTN_IMPL:-auto}"                       # auto: flash_attention_2 with CUDA + flash-attn, else sdpa
 DEEPSPEED="${DEEPSPEED:-}"                           # zero2 | zero3 | a config path
-USE_VLLM="${USE_VLLM:-false}"                        # refused: see below
+USE_VLLM="${USE_VLLM:-false}"                        # true: rollouts on vLLM (.venv-vllm; docs/vllm.md)
+VLLM_MODE="${VLLM_MODE:-colocate}"                   # colocate: in each training process; server: `swift rollout`
+VLLM_GPU_MEMORY_UTILIZATION="${VLLM_GPU_MEMORY_UTILIZATION:-0.4}"  # colocate: the rest is the trainer's
+VLLM_TENSOR_PARALLEL_SIZE="${VLLM_TENSOR_PARALLEL_SIZE:-1}"
+SLEEP_LEVEL="${SLEEP_LEVEL:-0}"                      # 1: vLLM's weights leave the GPU while the trainer steps
+MOVE_MODEL_BATCHES="${MOVE_MODEL_BATCHES:-0}"        # >0: the weight sync sends the layers in this many groups
+VLLM_SERVER_HOST="${VLLM_SERVER_HOST:-127.0.0.1}"    # server mode: where tools/rollout_server.sh runs
+VLLM_SERVER_PORT="${VLLM_SERVER_PORT:-8000}"
 TARGET="${TARGET:-auto}"                             # the machine the plan is for: auto (this one), gpu, cpu
 NPROC_PER_NODE="${NPROC_PER_NODE:-1}"
 NNODES="${NNODES:-1}"
@@ -58,8 +65,10 @@ RESUME="${RESUME:-0}"
 LOG_DIR="${LOG_DIR:-$HERE/logs}"
 GPU_BENCH="${GPU_BENCH:-$HERE/bench_out/gpu/gpu_bench.json}"   # bench/gpu_bench.py's measurement: DRY_RUN's hours
 DRY_RUN="${DRY_RUN:-0}"
-PYTHON="${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}"
-SWIFT="${SWIFT:-$( [ -x "$HERE/.venv/bin/swift" ] && echo "$HERE/.venv/bin/swift" || echo swift )}"
+# vLLM lives in its own environment (.venv-vllm: its numba pins numpy below ours); USE_VLLM=true runs there.
+VENV="$HERE/.venv"; [ "$USE_VLLM" = true ] && VENV="$HERE/.venv-vllm"
+PYTHON="${PYTHON:-$( [ -x "$VENV/bin/python" ] && echo "$VENV/bin/python" || echo python3 )}"
+SWIFT="${SWIFT:-$( [ -x "$VENV/bin/swift" ] && echo "$VENV/bin/swift" || echo swift )}"
 [ "${1:-}" = "--" ] && shift
 
 die() { echo "train.sh: $*" >&2; exit 2; }
@@ -97,9 +106,30 @@ case "$DEEPSPEED" in
   *) [ -f "$DEEPSPEED" ] || die "DEEPSPEED=$DEEPSPEED: use zero2, zero3 or a config file"; deepspeed=(--deepspeed "$DEEPSPEED") ;;
 esac
 
-# vLLM cannot run the native model (swift_patches/phi4mm.py, VLLM_UNSUPPORTED): say so before anything starts.
-[ "$USE_VLLM" = true ] && die "USE_VLLM=true: vLLM cannot run phi4_mm_native (vLLM 0.32 runs only the remote-code \
-Phi4MMForCausalLM, with the vision LoRA as a LoRA request); rollouts use the transformers engine (docs/real-checkpoints.md)"
+# vLLM rollouts (swift_patches/vllm_phi4mm.py): vLLM holds the weights with the vision LoRA merged, which a PEFT tuner
+# over the model would switch off; colocated engines split each node's GPUs into tensor-parallel groups.
+vllm=(--use_vllm false)
+if [ "$USE_VLLM" = true ]; then
+  "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)" 2>/dev/null \
+    || die "USE_VLLM=true: $PYTHON has no vLLM; build its environment with \`make venv-vllm\` (.venv-vllm)"
+  [ "$TUNER_TYPE" = full ] || die "USE_VLLM=true needs TUNER_TYPE=full (the vision LoRA is merged into vLLM's \
+weights; TUNER_TYPE=$TUNER_TYPE puts a PEFT adapter over it and switches it off)"
+  vllm=(--use_vllm true --vllm_mode "$VLLM_MODE" --vllm_max_model_len "$MAX_LENGTH")
+  if [ "$VLLM_MODE" = colocate ]; then
+    [ $(( NPROC_PER_NODE % VLLM_TENSOR_PARALLEL_SIZE )) = 0 ] || die "VLLM_TENSOR_PARALLEL_SIZE=$VLLM_TENSOR_PARALLEL_SIZE \
+must divide NPROC_PER_NODE=$NPROC_PER_NODE (colocated engines split each node's processes into groups of that size)"
+    vllm+=(--vllm_gpu_memory_utilization "$VLLM_GPU_MEMORY_UTILIZATION"
+           --vllm_tensor_parallel_size "$VLLM_TENSOR_PARALLEL_SIZE" --sleep_level "$SLEEP_LEVEL")
+  else
+    # ms-swift 4.6 sends the weights to a rollout server over NCCL (vLLM's PyNcclCommunicator, CUDA streams).
+    [ "$DEVICE" = cuda ] || die "VLLM_MODE=server needs GPUs: ms-swift sends the weights to the rollout server over \
+NCCL; on a CPU use VLLM_MODE=colocate"
+    vllm+=(--vllm_server_host "$VLLM_SERVER_HOST" --vllm_server_port "$VLLM_SERVER_PORT")
+  fi
+  if [ "$MOVE_MODEL_BATCHES" -gt 0 ]; then vllm+=(--move_model_batches "$MOVE_MODEL_BATCHES"); fi
+  # CUDA graphs need a GPU; vLLM's CPU build runs eagerly.
+  if [ "$DEVICE" = cpu ]; then vllm+=(--vllm_enforce_eager true); fi
+fi
 
 [ -f "$MODEL_PATH/config.json" ] || die "MODEL_PATH=$MODEL_PATH: no checkpoint there (no config.json); convert \
 microsoft's SFT checkpoint with tools/convert_phi4mm_checkpoint.py"
@@ -126,6 +156,10 @@ weights=()
 env_vars=(FREEZE_NON_VISION_PARAMS="$FREEZE_NON_VISION_PARAMS" FREEZE_TRAIN_LM_HEAD="$FREEZE_TRAIN_LM_HEAD"
           DYNAMIC_SAMPLE_MIN_STD="$DYNAMIC_SAMPLE_MIN_STD" DYNAMIC_HD="$DYNAMIC_HD" OMP_NUM_THREADS="$OMP_NUM_THREADS")
 distributed=()
+if [ "$USE_VLLM" = true ]; then
+  # vLLM's process environment (utils/vllm_env.py): on a CPU its OpenMP runtime and KV-cache size.
+  while IFS= read -r line; do env_vars+=("$line"); done < <(cd "$HERE" && "$PYTHON" -m utils.vllm_env "$DEVICE")
+fi
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   env_vars+=(NPROC_PER_NODE="$NPROC_PER_NODE" NNODES="$NNODES" NODE_RANK="$NODE_RANK" MASTER_ADDR="$MASTER_ADDR"
              MASTER_PORT="$MASTER_PORT")
@@ -151,7 +185,7 @@ cmd=("$SWIFT" rlhf --rlhf_type grpo
   --per_device_train_batch_size "$PER_DEVICE_BATCH" --gradient_accumulation_steps "$GRAD_ACCUM"
   --max_completion_length "$MAX_COMPLETION_LENGTH" --max_length "$MAX_LENGTH" --temperature "$TEMPERATURE"
   --dynamic_sample "$DYNAMIC_SAMPLE" --max_resample_times "$MAX_RESAMPLE_TIMES"
-  --use_vllm false
+  "${vllm[@]}"
   --save_steps "$SAVE_STEPS" --save_total_limit "$SAVE_TOTAL_LIMIT" --logging_steps "$LOGGING_STEPS"
   --log_completions true --report_to "$REPORT_TO" --check_model false --seed "$SEED"
   --dataloader_num_workers "$DATALOADER_WORKERS" --dataset_num_proc "$DATASET_NUM_PROC"

@@ -5,7 +5,9 @@
   `register_template`);
 - `rewards`: the `external_*` rewards (`swift.rewards.orms`);
 - `grpo_trainer`: our GRPOTrainer subclass (`TrainerFactory.TRAINER_MAPPING['grpo']`): per-token log-probs in
-  completions.jsonl, reward sub-score metrics, `FREEZE_NON_VISION_PARAMS`, `DYNAMIC_SAMPLE_MIN_STD`.
+  completions.jsonl, reward sub-score metrics, `FREEZE_NON_VISION_PARAMS`, `DYNAMIC_SAMPLE_MIN_STD`;
+- `rollout_cpu`: `swift rollout` (vLLM server mode) on a machine without an accelerator, one engine.
+The vLLM adapter (`vllm_phi4mm`) is not installed here: vLLM engines load it by name (`engine_overrides()`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 def install() -> None:
     """Register everything this package adds to ms-swift (idempotent)."""
-    from swift_patches import grpo_trainer, phi4mm, rewards
+    from swift_patches import grpo_trainer, phi4mm, rewards, rollout_cpu
 
     phi4mm.register()
     rewards.register()
     grpo_trainer.register()
+    rollout_cpu.install()

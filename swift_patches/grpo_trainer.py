@@ -47,6 +47,7 @@ from swift.trainers import TrainerFactory
 
 from swift_patches.freezing import FreezeConfig, freeze_non_vision
 from swift_patches.phi4mm import VISION_LORA_DIR, inactive_vision_lora, load_native_layout
+from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE
 from utils.env import env_float
 from utils.io import atomic_write_json
 from utils.log import get_logger
@@ -65,6 +66,7 @@ SWIFT_HOOKS = {
     "_gather_and_flatten": ("local_list", "dtype", "device", "flatten_level"),
     "_generate_completions": ("samples",),
     "log": ("logs", "start_time"),
+    "_prepare_vllm_engine": (),
 }
 RUN_SETTINGS_FILE = "chex_run.json"
 TOKEN_COLUMNS = ("completion_token_ids", "completion_tokens", "completion_token_bytes", "token_logps")
@@ -165,6 +167,14 @@ class CheXGRPOTrainer(GRPOTrainer):
         if self.model.training:
             self._phase_seconds[phase] = self._phase_seconds.get(phase, 0.0) + seconds
 
+    def _prepare_vllm_engine(self):
+        engine = super()._prepare_vllm_engine()
+        if self.model.model_meta.model_type == NATIVE_MODEL_TYPE:
+            from utils.vllm_env import check_engine
+
+            check_engine(engine.engine.model_config)  # our class, not vLLM's text-only fallback
+        return engine
+
     def _generate_completions(self, samples):
         started = time.perf_counter()
         samples = super()._generate_completions(samples)
@@ -178,6 +188,14 @@ class CheXGRPOTrainer(GRPOTrainer):
             self._phase_seconds, self._phase_since_step = {}, self.state.global_step
             if torch.cuda.is_available():
                 logs["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        if "train_runtime" in logs and self.log_completions:
+            # The run's closing summary: ms-swift would append the last step's completions to completions.jsonl a
+            # second time.
+            self.log_completions = False
+            try:
+                return super().log(logs, start_time)
+            finally:
+                self.log_completions = True
         super().log(logs, start_time)
 
     def _compute_rewards_per_func(self, samples) -> torch.Tensor:

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
+from utils.env import torchvision_available
+
 logger = logging.getLogger(__name__)
 
 
@@ -167,15 +169,6 @@ class Phi4MMImageProcessor(BaseImageProcessor):
                 "num_img_tokens": [tokens for *_, tokens in results],
             }
         )
-
-
-def torchvision_available() -> bool:
-    """True when torchvision imports (its CUDA-only wheel fails to import next to CPU torch)."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # any import failure means transformers' processor cannot run here
-        return False
-    return True
 
 
 def load_image_processor(model_dir: str | Path):

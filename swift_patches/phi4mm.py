@@ -19,8 +19,9 @@ on the pinned stack. This registers `phi4_mm_native` through ms-swift's public `
   source model's `preprocessor_config.json` into checkpoints).
 - the vision tower attends bidirectionally, as SigLIP must: transformers 5.19 marks it causal
   (`swift_patches/vision_attention.py`, installed by `register()` and asserted on every model the loader builds).
-- audio is not wired up: an audio input raises a clear error instead of being dropped. vLLM cannot run this model
-  type (see `VLLM_UNSUPPORTED`): it stops with an error instead of running without the vision LoRA.
+- audio is not wired up: an audio input raises a clear error instead of being dropped.
+- in vLLM mode (rollouts and evaluation on vLLM, `swift_patches/vllm_phi4mm.py`) each `<image>` becomes one
+  placeholder token that vLLM's processor expands, and a prompt without an image is refused (`VLLM_TEXT_ONLY`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from transformers import AutoTokenizer, PretrainedConfig
 
 from swift_patches import vision_attention
 from swift_patches.image_processor import image_token_counts, load_image_processor
-from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, PROMPT_FORMATS, VLLM_UNSUPPORTED
+from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, PROMPT_FORMATS, VLLM_TEXT_ONLY
 from utils.env import env_flag, env_int
 from utils.io import apply_umask
 from utils.log import get_logger
@@ -260,14 +261,20 @@ class Phi4MMNativeTemplate(Template):
         return self.config.vision_config.image_token_id
 
     def replace_tag(self, media_type: Literal["image", "video", "audio"], index: int, inputs) -> list:
-        if self.mode == "vllm":
-            raise ValueError(VLLM_UNSUPPORTED)
         if media_type != "image":
             raise ValueError(
                 f"phi4_mm_native supports images only; got a {media_type} input (index {index}). "
                 "Remove audio/video from the dataset row or use a model type that supports it."
             )
-        return [[-100]]
+        # vLLM expands one placeholder token per image itself (swift_patches.vllm_phi4mm); here it is -100, expanded
+        # in `_encode` once the image's token count is known.
+        return [[self.image_token_id]] if self.mode == "vllm" else [[-100]]
+
+    def prepare_engine_kwargs(self) -> dict[str, Any]:
+        """vLLM engine arguments: our model class and processor (swift_patches/vllm_phi4mm.py)."""
+        from swift_patches.vllm_phi4mm import engine_overrides
+
+        return engine_overrides()
 
     @staticmethod
     def _load_image(image, load_images: bool):
@@ -279,6 +286,9 @@ class Phi4MMNativeTemplate(Template):
             raise ImageReadError(f"image {shown}: {type(error).__name__}: {error}") from error
 
     def _preprocess_inputs(self, inputs) -> None:
+        # vLLM mode encodes with ms-swift's base `_encode` (vLLM expands the images): the text-only check is here.
+        if self.mode == "vllm" and not inputs.images:
+            raise ValueError(VLLM_TEXT_ONLY)
         # The pre-flight check decodes every image; one that fails now changed since. Name the row, not just PIL.
         try:
             super()._preprocess_inputs(inputs)

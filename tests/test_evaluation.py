@@ -438,12 +438,12 @@ def test_lora_adapter_checkpoints_are_applied(tiny_model, demo_data, swift_plugi
     assert json.loads((tmp_path / "eval" / "test_basic" / "results.json").read_text())["adapters"] == [str(adapter)]
 
 
-def test_vllm_backend_on_the_native_model_stops_with_the_reason(tiny_model, demo_data, tmp_path):
-    """vLLM runs only the remote-code Phi-4-MM: nothing may run silently without the vision LoRA."""
+def test_vllm_backend_without_vllm_stops_naming_the_vllm_environment(tiny_model, demo_data, tmp_path):
+    """vLLM lives in its own environment (.venv-vllm): from .venv, --infer_backend vllm says where to run it."""
     command = [*_evaluate_command(tiny_model, demo_data, tmp_path), "--infer_backend", "vllm"]
     completed = subprocess.run(command, env=_env(), capture_output=True, text=True)
     assert completed.returncode == 2
-    assert "cannot run on vLLM" in completed.stderr and "--infer_backend transformers" in completed.stderr
+    assert "has no vLLM" in completed.stderr and ".venv-vllm/bin/python" in completed.stderr
     assert not any(tmp_path.iterdir())
 
 

@@ -153,9 +153,6 @@ def test_dry_run_multi_gpu_bf16_flash_attention_and_deepspeed(recipe):
     assert json.loads(config.read_text())["zero_optimization"]["stage"] == 3
     zero2 = _run("train.sh", {**recipe, "DRY_RUN": "1", "DEEPSPEED": "zero2"})
     assert f"--deepspeed {REPO / 'tools' / 'deepspeed' / 'zero2.json'}" in _planned_command(zero2.stdout)
-    # vLLM cannot run the native model: refused before anything starts, with the reason and what to use.
-    vllm = _run("train.sh", {**recipe, "DRY_RUN": "1", "USE_VLLM": "true"})
-    assert vllm.returncode == 2 and "remote-code" in vllm.stderr and "transformers engine" in vllm.stderr
     assert _run("train.sh", {**recipe, "DRY_RUN": "1", "DEEPSPEED": "zero9"}).returncode == 2
 
 

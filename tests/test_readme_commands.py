@@ -155,6 +155,19 @@ README_PLAN: list[tuple[str, Run | Skip]] = [
         ".venv/bin/python bench/gpu_bench.py",
         Skip("the full-size model needs a GPU; tests/test_gpu_bench.py runs the same script with --tiny"),
     ),
+    ("make venv-vllm", Skip("`make test` builds .venv-vllm before the suite; tests/test_vllm.py runs in it")),
+    (
+        "USE_VLLM=true NPROC_PER_NODE=8 ./train_loop.sh",
+        Skip("8 GPUs; tests/test_vllm.py trains GRPO on vLLM through train.sh on this CPU, and checks the GPU plan"),
+    ),
+    (
+        "INFER_BACKEND=vllm NPROC_PER_NODE=8 MODEL_PATH=checkpoints/chex-phi4mm-sft ./evaluate.sh",
+        Skip("8 GPUs; tests/test_vllm.py evaluates on vLLM with evaluate_token_prob.py on this CPU"),
+    ),
+    (
+        ".venv-vllm/bin/python bench/rollout_bench.py",
+        Skip("a benchmark of minutes at 256 tokens; `make bench` runs it at 64"),
+    ),
     # the plan of one of the sweep's runs: each run's dry run makes every check of a real one (seconds each)
     ("DRY_RUN=1 NPROC_PER_NODE=8 ./train_loop.sh", Run(env={"SAMPLE_TYPES": "hard_uniform", "DATASET_SIZES": "5000"})),
     (

@@ -104,11 +104,11 @@ def test_resume_restores_trained_weights_and_ends_like_an_uninterrupted_run(
     different = [key for key in final if not torch.equal(final[key], uninterrupted[key])]
     assert different == []
 
-    # One history in the logs: row for row the steps of the uninterrupted run (whose completions.jsonl itself holds
-    # two batches at the last step), the killed run's rows past checkpoint-2 set aside, not deleted.
+    # One history in the logs: row for row the steps of the uninterrupted run, each step's completions once (the
+    # closing summary does not write the last step's again), the killed run's rows past checkpoint-2 set aside.
     for log in ("logging.jsonl", "completions.jsonl"):
         resumed_steps = [row_step(r) for r in read_training_log(interrupted / log)]
         assert resumed_steps == [row_step(r) for r in read_training_log(tmp_path / "full" / log)], log
     abandoned = read_training_log(interrupted / "logging.abandoned.jsonl")
     assert abandoned == killed_rows
-    assert [row_step(r) for r in read_training_log(interrupted / "completions.abandoned.jsonl")] == [3, 4, 4]
+    assert [row_step(r) for r in read_training_log(interrupted / "completions.abandoned.jsonl")] == [3, 4]

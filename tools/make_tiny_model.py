@@ -85,6 +85,17 @@ TINY_SIZES = {
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
 }
+# vLLM's CPU attention refuses a head size of 16: the vLLM tests use this variant (head_dim 64), the rest the
+# default one. Its weights are drawn 10x wider (initializer_range 0.2), so that greedy decoding picks clear winners
+# that vary with the image, not near-ties: token-for-token comparisons between engines then mean something.
+TINY_SIZES_HEAD_DIM_64 = {
+    **TINY_SIZES,
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "initializer_range": 0.2,
+}
 TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
 TINY_AUDIO = {
     "hidden_size": 32,
@@ -97,18 +108,19 @@ TINY_AUDIO = {
 }
 
 
-def build_config(tokenizer, full_size: bool = False, vocab_size: int | None = None):
+def build_config(tokenizer, full_size: bool = False, vocab_size: int | None = None, head_dim: int = 16):
     """transformers' defaults (microsoft's release) with sizes shrunk (`full_size`: kept), the tiny vocabulary's ids of
     the release's special tokens, and the two fields where microsoft's config.json departs from transformers'
     defaults: tied embeddings and rotary embeddings on 75 % of each head. `vocab_size`: the embedding rows (default:
-    the tokenizer's size; the release's is larger than its tokenizer, 200,064)."""
+    the tokenizer's size; the release's is larger than its tokenizer, 200,064). `head_dim`: 16 (the default tiny
+    model) or 64 (the tiny model vLLM's CPU attention accepts)."""
     from transformers import Phi4MultimodalConfig
 
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     crop = FULL_SIZE_CROP if full_size else CROP_SIZE
     return Phi4MultimodalConfig(
         vocab_size=vocab_size or (FULL_SIZE_VOCAB if full_size else len(tokenizer)),
-        **({} if full_size else TINY_SIZES),
+        **({} if full_size else {16: TINY_SIZES, 64: TINY_SIZES_HEAD_DIM_64}[head_dim]),
         bos_token_id=ids[ENDOFTEXT_TOKEN],
         pad_token_id=ids[ENDOFTEXT_TOKEN],
         eos_token_id=[ids[ENDOFTEXT_TOKEN], ids[END_TOKEN]],
@@ -161,12 +173,14 @@ def build(
     full_size: bool = False,
     model_vocab_size: int | None = None,
     device: str = "cpu",
+    head_dim: int = 16,
 ) -> Path:
     """Build the checkpoint into `output` (written to a sibling temp folder first, then renamed).
 
     `full_size`: microsoft's full-size architecture (release sizes, 200,064 embedding rows, vision LoRA rank 256)
     with random bf16 weights, built on `device`, for measuring time and memory (`bench/gpu_bench.py`): about 11 GB
     on disk, and its answers are noise. `model_vocab_size`: embedding rows beyond the tokenizer's, as the release has.
+    `head_dim`: the text model's attention head size, 16 or 64 (vLLM's CPU attention needs 64).
     """
     import shutil
 
@@ -178,7 +192,9 @@ def build(
     tokenizer = build_tokenizer(seed, vocab_size)
     if full_size:
         lora_rank = FULL_SIZE_LORA_RANK
-    config = build_config(tokenizer, full_size, model_vocab_size)
+    if head_dim not in (16, 64) or (full_size and head_dim != 16):
+        raise ValueError(f"head_dim={head_dim}: the tiny model has 16 or 64 (the full-size model has its own)")
+    config = build_config(tokenizer, full_size, model_vocab_size, head_dim=head_dim)
     dtype = torch.bfloat16 if full_size else torch.float32
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # 5.6 B parameters are built in bf16 directly, not in fp32 first
@@ -209,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="checkpoint folder (%(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vocab-size", type=int, default=1200)
+    parser.add_argument(
+        "--head-dim", type=int, choices=(16, 64), default=16, help="text attention head size (vLLM: 64)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = build(args.output, args.seed, args.vocab_size)
+    out = build(args.output, args.seed, args.vocab_size, head_dim=args.head_dim)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     logger.info("tiny Phi-4-MM written to %s (%.2f MB)", out, size / 1e6)
     return 0

@@ -47,3 +47,16 @@ def env_int(name: str, default: int) -> int:
     4
     """
     return _env_number(name, default, int, "an integer")
+
+
+def torchvision_available() -> bool:
+    """True when torchvision imports (PyPI's CUDA-only wheel fails to import next to the CPU torch).
+
+    >>> isinstance(torchvision_available(), bool)
+    True
+    """
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # any import failure means torchvision cannot be used here
+        return False
+    return True

@@ -120,7 +120,13 @@ _KNOB_LIST = [
     _flag("ALLOW_TRUNCATION", "1: train even if prompts exceed MAX_LENGTH"),
     _choice("TORCH_DTYPE", "precision", "auto", "bfloat16", "float16", "float32"),
     _choice("ATTN_IMPL", "attention", "auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3"),
-    _choice("USE_VLLM", "vLLM rollouts (refused for phi4_mm_native)", "true", "false"),
+    _choice("USE_VLLM", "rollouts on vLLM (the vLLM environment, .venv-vllm)", "true", "false"),
+    _choice("VLLM_MODE", "where vLLM runs: in each training process, or a rollout server", "colocate", "server"),
+    _float("VLLM_GPU_MEMORY_UTILIZATION", "share of each GPU's memory vLLM takes", 0, 1, above=True),
+    _int("VLLM_TENSOR_PARALLEL_SIZE", "GPUs per vLLM engine", 1),
+    _choice("SLEEP_LEVEL", "vLLM sleep between rollouts (0: off, 1: weights offloaded, 2: dropped)", "0", "1", "2"),
+    _int("MOVE_MODEL_BATCHES", "groups the weight sync sends the layers in (0: all at once)", 0),
+    _int("VLLM_SERVER_PORT", "the rollout server's port", 1, 65535),
     _choice("TARGET", "the machine the plan is for (gpu: a GPU node, from a login node)", "auto", "cpu", "gpu"),
     _int("NPROC_PER_NODE", "processes per node", 1),
     _int("NNODES", "nodes", 1),
@@ -164,21 +170,25 @@ SWEEP_NUM_GENERATIONS = Knob(
 _JOB = tuple(name for name in KNOBS if name not in ("SAMPLE_TYPES", "DATASET_SIZES", "LEARNING_RATES", "BETAS"))
 _JOB = _JOB[: _JOB.index("BATCH_SIZE")]  # the evaluation knobs come after
 _EVALUATE = ("BATCH_SIZE", "MAX_NEW_TOKENS", "DYNAMIC_HD", "INFER_BACKEND", "PROMPT_FORMAT", "RUN_TOKEN_PROB", "TOP_K")
+_EVALUATE += ("VLLM_GPU_MEMORY_UTILIZATION", "VLLM_TENSOR_PARALLEL_SIZE")
 _EVALUATE += ("NUM_SAMPLES", "TEMPERATURE")
 _EVALUATE += ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_PORT", "OMP_NUM_THREADS", "TARGET", "DRY_RUN")
+_ROLLOUT_SERVER = ("DYNAMIC_HD", "MAX_LENGTH", "TORCH_DTYPE", "VLLM_GPU_MEMORY_UTILIZATION")
+_ROLLOUT_SERVER += ("VLLM_TENSOR_PARALLEL_SIZE", "VLLM_SERVER_PORT", "DRY_RUN")
 LAUNCHERS: dict[str, list[Knob]] = {
     "train": [KNOBS[k] for k in _JOB],
     "train_loop": [KNOBS[k] for k in _JOB if k not in ("LR", "NUM_GENERATIONS", "BETA")]
     + [KNOBS[k] for k in ("SAMPLE_TYPES", "DATASET_SIZES", "LEARNING_RATES", "BETAS")]
     + [SWEEP_NUM_GENERATIONS],
     "evaluate": [KNOBS[k] for k in _EVALUATE],
+    "rollout_server": [KNOBS[k] for k in _ROLLOUT_SERVER],
 }
 
 
 # Knobs whose values are paths or free text: checked where they are used, but names a launcher reads all the same.
 _JOB_PATHS = (
     "MODEL_PATH", "DATA_ROOT", "REWARD_FUNCS", "REWARD_WEIGHTS", "DEEPSPEED", "MASTER_ADDR", "REPORT_TO", "LOG_DIR",
-    "PYTHON", "SWIFT", "GPU_BENCH",
+    "PYTHON", "SWIFT", "GPU_BENCH", "VLLM_SERVER_HOST",
 )  # fmt: skip
 FREE_KNOBS: dict[str, tuple[str, ...]] = {
     "train": (*_JOB_PATHS, "DATASET", "RUN_NAME", "OUTPUT_DIR"),
@@ -187,6 +197,7 @@ FREE_KNOBS: dict[str, tuple[str, ...]] = {
         "MODEL_PATH", "ADAPTERS", "DATA_ROOT", "SPLITS", "ANNOTATION_FILE", "IMG_ROOT", "OUTPUT_DIR",
         "TOKEN_PROB_SPLITS", "MASTER_ADDR", "PYTHON",
     ),
+    "rollout_server": ("MODEL_PATH", "VLLM_SERVER_HOST", "PYTHON", "SWIFT"),
 }  # fmt: skip
 # Names users reach for that no launcher reads, each with what they meant (the first one the launcher has).
 MISTAKEN_NAMES: dict[str, tuple[str, ...]] = {

@@ -33,11 +33,12 @@ NATIVE_MODEL_TYPE = "phi4_mm_native"
 # CheX-Phi4MM `evaluate.py`, whose prompt gave the paper's figures: f"{USER}{refs}{q}{END}{ASSISTANT}", no newlines,
 # one image placeholder run per image before the question.
 PROMPT_FORMATS = {"sft": NATIVE_MODEL_TYPE, "original": f"{NATIVE_MODEL_TYPE}_original"}
-VLLM_UNSUPPORTED = (
-    "phi4_mm_native cannot run on vLLM: vLLM dropped the native Phi4MultimodalForCausalLM after 0.12, and vLLM "
-    "0.32.0 (the newest release that accepts torch 2.13.0 + transformers 5.19) runs only microsoft's remote-code "
-    "Phi4MMForCausalLM, with the vision LoRA as a LoRA request. Use the transformers engine: "
-    '`--use_vllm false` for training, `--infer_backend transformers` for evaluation (README, "Real checkpoints").'
+# vLLM holds the weights with the vision LoRA merged (swift_patches/vllm_phi4mm.py). microsoft's model turns the vision
+# LoRA off for a prompt without an image, so on vLLM such a prompt would be answered by other weights than it is.
+VLLM_TEXT_ONLY = (
+    "phi4_mm_native on vLLM: a prompt without an image. vLLM holds the weights with the vision LoRA merged in, "
+    "which microsoft's model applies only to prompts with an image; a text-only prompt would be answered by "
+    "different weights. Give every prompt an image, or use the transformers engine."
 )
 
 

@@ -5,17 +5,19 @@ the chat format and image tokens are the ones training used. `prompt_format="ori
 CheX-Phi4MM `evaluate.py`'s prompt instead (`utils.checkpoints.phi4mm.PROMPT_FORMATS`), stops at the tokenizer's
 eos alone (it passed `eos_token_id=tokenizer.eos_token_id` to `generate`) and keeps special tokens in the decoded
 response, as that script did. Engines: `transformers` (ms-swift's
-TransformersEngine, batched `generate`, the default) or `vllm` (ms-swift's VllmEngine, GPU only).
+TransformersEngine, batched `generate`, the default) or `vllm` (ms-swift's VllmEngine; for `phi4_mm_native` through
+our adapter, swift_patches/vllm_phi4mm.py, which holds the weights with the vision LoRA merged).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, PROMPT_FORMATS, VLLM_UNSUPPORTED
+from utils.checkpoints.phi4mm import NATIVE_MODEL_TYPE, PROMPT_FORMATS
 from utils.evaluation.results import EvalItem
 from utils.io import InputError
 from utils.log import get_logger
@@ -63,20 +65,7 @@ def load_engine(config: EngineConfig):
         # this evaluation uses, not the checkpoint's own setting.
         os.environ["DYNAMIC_HD"] = str(config.dynamic_hd)
     if config.backend == "vllm":
-        if config.model_type == NATIVE_MODEL_TYPE:
-            raise InputError(f"--infer_backend vllm: {VLLM_UNSUPPORTED}")
-        try:
-            from swift.infer_engine import VllmEngine
-        except ImportError as error:
-            raise RuntimeError(f"--infer_backend vllm needs vLLM (pip install vllm on a GPU node): {error}") from None
-        engine = VllmEngine(
-            config.model_path,
-            model_type=config.model_type,
-            torch_dtype=dtype,
-            adapters=list(config.adapters) or None,
-            max_num_seqs=config.batch_size,
-            **config.vllm_kwargs,
-        )
+        engine = _vllm_engine(config, dtype, template_type)
     elif config.backend == "transformers":
         from swift.infer_engine import TransformersEngine
 
@@ -98,6 +87,38 @@ def load_engine(config: EngineConfig):
         engine.generation_config.eos_token_id = engine.template.tokenizer.eos_token_id
     if config.adapters and config.backend == "transformers":
         activate_all_adapters(engine.model)
+    return engine
+
+
+def _vllm_engine(config: EngineConfig, dtype, template_type: str | None):
+    """ms-swift's VllmEngine; for our model type the template hands vLLM our adapter, checked once built."""
+    try:
+        from swift.infer_engine import VllmEngine
+    except ImportError as error:
+        raise InputError(
+            f"--infer_backend vllm: this Python ({sys.executable}) has no vLLM ({error}). Run evaluate.py with the "
+            "vLLM environment's Python (`make venv-vllm`, then .venv-vllm/bin/python), or INFER_BACKEND=vllm "
+            "./evaluate.sh"
+        ) from None
+    native = config.model_type == NATIVE_MODEL_TYPE
+    if native and config.adapters:
+        raise InputError(
+            "--infer_backend vllm with --adapters: vLLM holds phi4_mm_native with its vision LoRA merged and has no "
+            "slot for another adapter; merge the adapter into a checkpoint first, or use the transformers engine"
+        )
+    engine = VllmEngine(
+        config.model_path,
+        model_type=config.model_type,
+        template_type=template_type,
+        torch_dtype=dtype,
+        adapters=list(config.adapters) or None,
+        max_num_seqs=config.batch_size,
+        **config.vllm_kwargs,
+    )
+    if native:
+        from utils.vllm_env import check_engine
+
+        check_engine(engine.engine.model_config)
     return engine
 
 

@@ -88,7 +88,24 @@ def build_parser(token_probs: bool) -> argparse.ArgumentParser:
         help="sft: the SFT checkpoint's chat template (default); original: the original CheX-Phi4MM evaluate.py's "
         "prompt, eos and decoding, to compare with the paper's figures",
     )
-    parser.add_argument("--infer_backend", choices=("transformers", "vllm"), default="transformers")
+    parser.add_argument(
+        "--infer_backend",
+        choices=("transformers", "vllm"),
+        default="transformers",
+        help="vllm: vLLM 0.32 in the vLLM environment (.venv-vllm/bin/python evaluate.py ...; docs/vllm.md)",
+    )
+    parser.add_argument(
+        "--gpu_memory_utilization",
+        type=argparse_type("VLLM_GPU_MEMORY_UTILIZATION"),
+        default=0.9,
+        help="vllm: share of the GPU's memory the engine takes (default 0.9)",
+    )
+    parser.add_argument(
+        "--tensor_parallel_size",
+        type=argparse_type("VLLM_TENSOR_PARALLEL_SIZE"),
+        default=1,
+        help="vllm: GPUs per engine",
+    )
     parser.add_argument("--torch_dtype", choices=("auto", "bfloat16", "float16", "float32"), default="auto")
     parser.add_argument(
         "--attn_impl", default="auto", help="auto: flash_attention_2 on CUDA with flash-attn, else sdpa"
@@ -298,11 +315,25 @@ def run(args, token_probs: bool) -> None:
             dynamic_hd=settings.dynamic_hd,
             device_map=f"cuda:{ranks.local_rank}" if _cuda() else None,
             prompt_format=settings.prompt_format,
+            vllm_kwargs=_vllm_kwargs(args, settings) if settings.infer_backend == "vllm" else {},
         )
     )
     for job in jobs:
         items = build_items(annotations[job.name], job.img_root)[: settings.limit]
         _evaluate_split(engine, items, job, settings, ranks)
+
+
+def _vllm_kwargs(args, settings) -> dict:
+    """VllmEngine arguments: memory share, tensor parallelism, the longest sequence (prompt + answer); eager on a
+    CPU (vLLM's CPU build has no CUDA graphs)."""
+    kwargs = {
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+        "tensor_parallel_size": args.tensor_parallel_size,
+        "max_model_len": 4096 + settings.max_new_tokens,
+    }
+    if not _cuda():
+        kwargs["enforce_eager"] = True
+    return kwargs
 
 
 def _cuda() -> bool:
