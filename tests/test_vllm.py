@@ -332,7 +332,7 @@ def test_the_rollout_server_serves_our_model_and_cpu_training_against_it_is_refu
 
 
 def test_the_launchers_plan_vllm_on_a_gpu_node_and_refuse_what_would_not_run(
-    vllm_model, grpo_rows, vllm_env, tmp_path
+    vllm_model, vllm_data, grpo_rows, vllm_env, tmp_path
 ):
     recipe = {**vllm_env, **_train_env(vllm_model, grpo_rows, tmp_path), "DRY_RUN": "1", "TARGET": "gpu"}
     plan = subprocess.run(
@@ -367,6 +367,18 @@ def test_the_launchers_plan_vllm_on_a_gpu_node_and_refuse_what_would_not_run(
     assert "--vllm_mode server --vllm_max_model_len 1024 --vllm_server_host 10.0.0.7 --vllm_server_port 8001" in (
         server.stdout
     )
+    evaluation = subprocess.run(
+        ["bash", str(REPO / "evaluate.sh")],
+        env={**vllm_env, "MODEL_PATH": str(vllm_model), "DATA_ROOT": str(vllm_data), "SPLITS": "vllm"}
+        | {"INFER_BACKEND": "vllm", "VLLM_TENSOR_PARALLEL_SIZE": "2", "DRY_RUN": "1", "TARGET": "gpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluation.returncode == 0, evaluation.stderr
+    stage = next(line for line in evaluation.stdout.splitlines() if line.startswith("+ "))
+    assert stage.startswith(f"+ {VLLM_VENV}/bin/python {REPO}/evaluate_token_prob.py")
+    assert "--infer_backend vllm" in stage and "--gpu_memory_utilization 0.9 --tensor_parallel_size 2" in stage
     refusals = {
         "VLLM_TENSOR_PARALLEL_SIZE=3 must divide NPROC_PER_NODE=8": {
             "NPROC_PER_NODE": "8",
