@@ -55,7 +55,7 @@ from utils.checkpoints.phi4mm import IMAGE_TOKEN
 from utils.checkpoints.vision_lora import VisionLora, VisionLoraError, VisionLoraMerger
 from utils.env import env_flag, env_int
 from utils.log import get_logger
-from utils.vllm_env import ARCHITECTURE
+from utils.vllm_env import ARCHITECTURE, project_pythonpath
 
 logger = get_logger("vllm_phi4mm")
 
@@ -80,10 +80,7 @@ def engine_overrides() -> dict[str, Any]:
     >>> engine_overrides()["hf_overrides"]
     {'architectures': ['CheXPhi4MMNativeForCausalLM']}
     """
-    root = str(Path(__file__).resolve().parents[1])
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if root not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    os.environ["PYTHONPATH"] = project_pythonpath()
     return {"hf_overrides": {"architectures": [ARCHITECTURE]}, "model_class_overrides": {ARCHITECTURE: CLASS_TARGET}}
 
 

@@ -36,6 +36,12 @@ def check_engine(model_config) -> None:
         )
 
 
+def project_pythonpath() -> str:
+    """`PYTHONPATH` with the project's root first (kept once), for the processes vLLM starts."""
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join(dict.fromkeys([str(ROOT), *paths]))
+
+
 def vllm_environment(device: str, prefix: str | None = None, torchvision: bool | None = None) -> dict[str, str]:
     """Variables to add to a vLLM process's environment on `device` (`cpu` or `cuda`), for the Python environment at
     `prefix` (default: this one)."""
@@ -43,8 +49,7 @@ def vllm_environment(device: str, prefix: str | None = None, torchvision: bool |
 
     prefix = Path(prefix or sys.prefix)
     env = {}
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(ROOT), *paths]))
+    env["PYTHONPATH"] = project_pythonpath()
     if not (torchvision_available() if torchvision is None else torchvision):
         env["VLLM_PLUGINS"] = ""
     if device == "cpu":
